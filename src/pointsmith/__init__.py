@@ -1,0 +1,3 @@
+"""Pointsmith: a membership and points engine."""
+
+__version__ = "0.1.0"

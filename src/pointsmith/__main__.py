@@ -1,0 +1,3 @@
+from pointsmith.cli import main
+
+main()

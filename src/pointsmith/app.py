@@ -1,0 +1,39 @@
+"""The HTTP application: `create_app()` mounts each feature's routes."""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from pointsmith import __version__
+from pointsmith.db import get_engine, read_only
+from pointsmith.events.routes import router as events_router
+from pointsmith.http import install_error_handlers
+from pointsmith.members.routes import router as members_router
+from pointsmith.program.routes import router as program_router
+
+DESCRIPTION = """Membership and points engine.
+
+Authenticate with `Authorization: Bearer <key>` (`pointsmith keys create`).
+Client keys ingest events, create and read members, spend and redeem; admin
+keys also configure, adjust and report. Errors are `application/problem+json`
+with a stable `code`. Writes take an `Idempotency-Key` header (events use their id).
+"""
+
+
+def create_app(database_url: str | None = None) -> FastAPI:
+    app = FastAPI(title="Pointsmith", version=__version__, description=DESCRIPTION)
+    app.state.engine = get_engine(database_url)
+    install_error_handlers(app)
+    app.include_router(members_router)
+    app.include_router(events_router)
+    app.include_router(program_router)
+
+    @app.get("/health", tags=["health"], summary="Liveness and database check")
+    def health() -> dict[str, Any]:
+        with read_only(app.state.engine) as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    return app

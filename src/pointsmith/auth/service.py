@@ -1,0 +1,80 @@
+"""API keys: random secrets shown once, stored as SHA-256 hashes.
+
+The secrets are 256-bit random tokens, so a fast hash is enough (there is
+nothing to brute-force); a slow password hash would only slow every request.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pointsmith import audit, clock
+from pointsmith.auth.tables import api_keys
+from pointsmith.errors import NotFound, Unauthorized, ValidationFailed
+
+PREFIX = "psk"
+
+
+class Scope(StrEnum):
+    admin = "admin"
+    client = "client"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    scope: Scope
+    name: str
+
+    def allows(self, needed: Scope) -> bool:
+        return self.scope is Scope.admin or needed is Scope.client
+
+
+def hash_secret(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_key(conn: Connection, scope: Scope | str, *, name: str = "", actor: str = "cli") -> tuple[ApiKey, str]:
+    """A new key and its token; the token is never stored and cannot be shown again."""
+    try:
+        scope = Scope(scope)
+    except ValueError:
+        raise ValidationFailed("scope must be admin or client") from None
+    key_id = secrets.token_hex(4)
+    token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+    conn.execute(api_keys.insert().values(id=key_id, name=name, scope=scope.value,
+                                          secret_hash=hash_secret(token), created_at=clock.now()))
+    audit.record(conn, "key:create", key_id, actor, scope=scope.value, name=name)
+    return ApiKey(key_id, scope, name), token
+
+
+def authenticate(conn: Connection, token: str | None) -> ApiKey:
+    if not token:
+        raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
+    row = conn.execute(
+        sa.select(api_keys.c.id, api_keys.c.scope, api_keys.c.name)
+        .where(api_keys.c.secret_hash == hash_secret(token), api_keys.c.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        raise Unauthorized("unknown or revoked API key")
+    return ApiKey(row.id, Scope(row.scope), row.name)
+
+
+def revoke(conn: Connection, key_id: str, *, actor: str = "cli") -> None:
+    done = conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                        .values(revoked_at=clock.now()))
+    if done.rowcount == 0:
+        raise NotFound(f"no active key {key_id!r}")
+    audit.record(conn, "key:revoke", key_id, actor)
+
+
+def list_keys(conn: Connection) -> list[dict[str, object]]:
+    rows = conn.execute(sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.scope, api_keys.c.created_at,
+                                  api_keys.c.revoked_at).order_by(api_keys.c.created_at))
+    return [{"id": r.id, "name": r.name, "scope": r.scope, "created_at": clock.iso(r.created_at),
+             "revoked_at": clock.iso(r.revoked_at) if r.revoked_at else None} for r in rows]

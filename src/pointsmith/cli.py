@@ -1,0 +1,105 @@
+"""The `pointsmith` command: the root only mounts each feature's commands."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+
+from pointsmith import __version__
+from pointsmith.auth.cli import app as keys_app
+from pointsmith.cli_support import DbOption, JsonFlag, engine, print_json
+from pointsmith.db import migrate
+from pointsmith.errors import DomainError, InvalidProgram
+from pointsmith.events.cli import app as events_app
+from pointsmith.members.cli import app as members_app
+from pointsmith.program.cli import app as program_app
+
+app = typer.Typer(name="pointsmith", help="Pointsmith: a membership and points engine.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(members_app, name="members")
+app.add_typer(program_app, name="program")
+app.add_typer(keys_app, name="keys")
+app.add_typer(events_app, name="events")
+
+HostOption = Annotated[str, typer.Option("--host", help="Address to listen on")]
+PortOption = Annotated[int, typer.Option("--port", help="Port to listen on")]
+
+
+@app.callback()
+def root(version: Annotated[bool, typer.Option("--version", help="Print the version")] = False) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit
+
+
+@app.command()
+def init(db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """Create the database, or migrate it to this version's schema."""
+    target = engine(db)
+    before, after = migrate(target)
+    where = target.url.render_as_string(hide_password=True)
+    if as_json:
+        print_json({"database": where, "from": before, "to": after})
+    elif before == after:
+        typer.echo(f"{where}: up to date (revision {after})")
+    else:
+        typer.echo(f"{where}: migrated from {before or 'empty'} to revision {after}")
+
+
+@app.command()
+def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000,
+          workers: Annotated[int, typer.Option("--workers", help="Worker processes")] = 1,
+          db: DbOption = None) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    from pointsmith.db import ensure_migrated
+
+    ensure_migrated(engine(db))  # refuse to start on a database that needs `init`
+    if db:
+        os.environ["POINTSMITH_DATABASE_URL"] = db  # workers are new processes: pass the choice on
+    uvicorn.run("pointsmith.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
+
+
+@app.command()
+def demo(host: HostOption = "127.0.0.1", port: PortOption = 8000,
+         members: Annotated[int, typer.Option("--members", help="How many demo members")] = 300,
+         no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed the data, then exit")] = False,
+         db: DbOption = None) -> None:
+    """Create (or reuse) a demo program and members, then serve the API."""
+    from pointsmith.demo import seed
+
+    target = engine(db)
+    result = seed(target, members_wanted=members)
+    base = f"http://{host}:{port}"
+    typer.echo(f"Demo database: {target.url.render_as_string(hide_password=True)} "
+               f"({result['members']} members, {result['created']} new)")
+    typer.echo(f"Admin key:  {result['admin_key']}\nClient key: {result['client_key']}")
+    typer.echo(f"Try:  curl -H 'Authorization: Bearer {result['client_key']}' {base}/v1/members/demo-00001")
+    typer.echo(f"Docs: {base}/docs")
+    if not no_serve:
+        serve(host=host, port=port, workers=1, db=db)
+
+
+def main() -> None:
+    """Entry point: domain errors become a one-line message and a non-zero exit."""
+    try:
+        app()
+    except InvalidProgram as e:
+        typer.echo(f"error: the program has {len(e.problems)} problem(s); nothing was changed", err=True)
+        for p in e.problems:
+            typer.echo(f"  {p}", err=True)
+        sys.exit(1)
+    except DomainError as e:
+        typer.echo(f"error: {e.detail}", err=True)
+        sys.exit(1)
+    except sa.exc.OperationalError as e:
+        typer.echo(f"error: database: {str(e.orig).strip().splitlines()[0]}", err=True)
+        sys.exit(1)
+    except sa.exc.ArgumentError as e:
+        typer.echo(f"error: database URL: {e}", err=True)
+        sys.exit(1)

@@ -1,0 +1,225 @@
+"""Database plumbing: metadata, engines, the unit of work and the migration gate.
+
+SQLite is the embedded default; PostgreSQL (psycopg 3) is the production store.
+Both run the same Alembic migrations.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Engine
+
+from pointsmith import config
+from pointsmith.clock import ensure_utc
+from pointsmith.errors import DatabaseNotReady
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; stored as timestamptz or as naive UTC text on SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = ensure_utc(value)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else ensure_utc(value)
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here, as the contract says."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL per process (engines own the connection pool)."""
+    key = normalize_url(config.database_url(url))
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = _create_engine(key)
+        return engine
+
+
+def json_default(value: Any) -> Any:
+    """Exact numbers into JSON: whole Decimals as ints, others as floats.
+
+    Event amounts are limited to 15 significant digits, which a float holds
+    exactly, and JSON columns are read back with parse_float=Decimal.
+    """
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def plain_json(value: Any) -> Any:
+    """Stored JSON made wire-ready: Decimals (from parse_float) back to JSON numbers."""
+    if isinstance(value, dict):
+        return {k: plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(v) for v in value]
+    if isinstance(value, Decimal):
+        return json_default(value)
+    return value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | bytes) -> Any:
+    return json.loads(text, parse_float=Decimal)
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                                  json_serializer=dumps, json_deserializer=loads)
+        _configure_sqlite(engine)
+        return engine
+    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                            json_serializer=dumps, json_deserializer=loads)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _on_begin).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front so two writers never deadlock on upgrade.
+        mode = "DEFERRED" if conn.get_execution_options().get("read_only") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_postgres(conn: Connection | Engine) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+@contextmanager
+def unit_of_work(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: commits when the block succeeds, rolls back on any error.
+
+    An error marked `keep_transaction` (a remembered idempotent failure) commits
+    what was recorded before it is raised.
+    """
+    ensure_migrated(engine)
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            yield conn
+        except BaseException as e:
+            if getattr(e, "keep_transaction", False):
+                transaction.commit()
+            else:
+                transaction.rollback()
+            raise
+        transaction.commit()
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """A read transaction (no write lock on SQLite); never commits anything."""
+    ensure_migrated(engine)
+    with engine.connect() as raw:
+        conn = raw.execution_options(read_only=True)
+        with conn.begin():
+            yield conn
+
+
+# --- migrations -------------------------------------------------------------
+
+_migrated: set[str] = set()
+
+
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    cfg = alembic_config(sa.create_engine("sqlite://"))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def ensure_migrated(engine: Engine) -> None:
+    """Refuse to work on a database that `pointsmith init` has not brought up to date."""
+    key = str(engine.url)
+    if key in _migrated:
+        return
+    current = current_revision(engine)
+    if current != head_revision():
+        state = "is not initialised" if current is None else f"is at revision {current}"
+        raise DatabaseNotReady(
+            f"the database {engine.url.render_as_string(hide_password=True)} {state}; "
+            "run `pointsmith init` to create or migrate it"
+        )
+    _migrated.add(key)
+
+
+def migrate(engine: Engine) -> tuple[str | None, str]:
+    """Create or upgrade the schema; returns (revision before, revision after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    command.upgrade(alembic_config(engine), "head")
+    _migrated.discard(str(engine.url))
+    return before, head_revision()

@@ -1,0 +1,71 @@
+"""Domain errors: each carries a stable `code` and the HTTP status it maps to.
+
+One handler (app.py) renders them as problem+json; the CLI prints `detail` on
+one line and exits non-zero.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    code = "error"
+    status = 400
+    title = "Request failed"
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+
+class NotFound(DomainError):
+    code, status, title = "not_found", 404, "Not found"
+
+
+class UnknownMember(NotFound):
+    code, title = "unknown_member", "Unknown member"
+
+
+class Conflict(DomainError):
+    code, status, title = "conflict", 409, "Conflict"
+
+
+class MemberExists(Conflict):
+    code, title = "member_exists", "Member exists"
+
+
+class InvalidMemberState(Conflict):
+    code, title = "invalid_member_state", "Member state does not allow this"
+
+
+class IdempotencyConflict(Conflict):
+    code, title = "idempotency_conflict", "Idempotency key reused with another request"
+
+
+class ValidationFailed(DomainError):
+    code, status, title = "validation_error", 422, "Validation error"
+
+
+class InvalidProgram(ValidationFailed):
+    code, title = "invalid_program", "Invalid program"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems), extra={"errors": problems})
+        self.problems = problems
+
+
+class NoProgram(Conflict):
+    code, title = "no_program", "No program published"
+
+
+class Unauthorized(DomainError):
+    code, status, title = "unauthorized", 401, "Unauthorized"
+
+
+class Forbidden(DomainError):
+    code, status, title = "forbidden", 403, "Forbidden"
+
+
+class DatabaseNotReady(DomainError):
+    code, status, title = "database_not_ready", 503, "Database needs migrating"

@@ -1,0 +1,1 @@
+"""Events: what members do, ingested idempotently by id (CONTRACT §2)."""

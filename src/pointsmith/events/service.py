@@ -1,0 +1,143 @@
+"""Event ingestion: validate, de-duplicate by id, record, and apply each event's effects.
+
+An event is applied inside a savepoint, so a rejected event leaves nothing
+behind while the rest of its batch goes through.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pointsmith import clock, idempotency
+from pointsmith.db import plain_json
+from pointsmith.errors import DomainError, IdempotencyConflict, InvalidMemberState, NotFound, UnknownMember
+from pointsmith.events.tables import events
+from pointsmith.events.validation import Event, parse_event
+from pointsmith.members import service as members
+from pointsmith.members.service import Member, Status
+from pointsmith.program import service as programs
+
+Status_ = Literal["accepted", "duplicate"]
+
+
+@dataclass(frozen=True)
+class Ingested:
+    id: str
+    status: Status_
+    outcome: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "outcome": plain_json(self.outcome)}
+
+
+@dataclass
+class Rejected:
+    index: int
+    id: str | None
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "code": self.code, "message": self.message}
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    results: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[Rejected] = field(default_factory=list)
+
+
+def ingest(conn: Connection, event: Event) -> Ingested:
+    """Record and apply one event, or return the first outcome of an earlier send of it."""
+    idempotency.lock(conn, "event", event.id)
+    seen = _find(conn, event.id)
+    if seen is not None:
+        if seen.body_hash != event.body_hash:
+            raise IdempotencyConflict(f"event {event.id!r} was already received with different content")
+        return Ingested(event.id, "duplicate", seen.outcome)
+    version = programs.active_or_none(conn, event.occurred_at)
+    member, created = _member_for(conn, event, auto_create=version is None
+                                  or version.program.members.auto_create)
+    outcome: dict[str, Any] = {"member_created": created,
+                               "program_version": version.version if version else None,
+                               "effects": _member_effects(conn, event, member)}
+    conn.execute(events.insert().values(
+        id=event.id, member_id=event.member_id, type=event.type, occurred_at=event.occurred_at,
+        received_at=clock.now(), attributes=event.attributes, body_hash=event.body_hash, outcome=outcome))
+    return Ingested(event.id, "accepted", outcome)
+
+
+def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0) -> BatchResult:
+    """Ingest each event in its own savepoint; rejects are reported by index and skipped."""
+    result = BatchResult()
+    for index, raw in enumerate(raws, start):
+        event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        try:
+            if isinstance(raw, DomainError):  # a line that did not even parse
+                raise raw
+            event = parse_event(raw)
+            with conn.begin_nested():
+                done = ingest(conn, event)
+        except DomainError as e:
+            result.rejected += 1
+            result.errors.append(Rejected(index, event_id, e.code, e.detail))
+            result.results.append({"index": index, "id": event_id, "status": "rejected", "code": e.code,
+                                   "message": e.detail})
+            continue
+        if done.status == "accepted":
+            result.accepted += 1
+        else:
+            result.duplicate += 1
+        result.results.append({"index": index, **done.as_dict()})
+    return result
+
+
+def get(conn: Connection, event_id: str) -> dict[str, Any]:
+    row = conn.execute(sa.select(events).where(events.c.id == event_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no event with id {event_id!r}")
+    return {"id": row["id"], "type": row["type"], "member_id": row["member_id"],
+            "occurred_at": clock.iso(row["occurred_at"]), "received_at": clock.iso(row["received_at"]),
+            "attributes": plain_json(row["attributes"]), "outcome": plain_json(row["outcome"])}
+
+
+def _find(conn: Connection, event_id: str) -> Any:
+    return conn.execute(sa.select(events.c.body_hash, events.c.outcome).where(events.c.id == event_id)).first()
+
+
+def _member_for(conn: Connection, event: Event, *, auto_create: bool) -> tuple[Member, bool]:
+    try:
+        member = members.lock(conn, event.member_id)
+    except UnknownMember:
+        if not auto_create:
+            raise UnknownMember(f"no member with id {event.member_id!r} (members.auto_create is off)") from None
+        inviter = _inviter(conn, event)
+        members.create(conn, event.member_id, joined_at=event.occurred_at, invited_by=inviter)
+        return members.lock(conn, event.member_id), True
+    if member.status is Status.closed:
+        raise InvalidMemberState(f"member {event.member_id!r} is closed")
+    return member, False
+
+
+def _inviter(conn: Connection, event: Event) -> str | None:
+    code = event.attributes.get("invite_code") if event.type == "member.registered" else None
+    if not isinstance(code, str):
+        return None
+    inviter = members.find_by_invite_code(conn, code)
+    return inviter.id if inviter and inviter.id != event.member_id else None
+
+
+def _member_effects(conn: Connection, event: Event, member: Member) -> list[dict[str, Any]]:
+    if event.type == "member.verified":
+        kind = str(event.attributes["kind"])
+        if not member.verified.get(kind):
+            members.verify(conn, member.id, kind)
+            return [{"effect": "verified", "kind": kind}]
+    return []

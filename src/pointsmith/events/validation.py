@@ -1,0 +1,156 @@
+"""Event validation: pure functions from a JSON object to a checked Event.
+
+Numbers are parsed as Decimal (json.loads(parse_float=Decimal)) so amounts
+are exact from the wire to the ledger.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pointsmith.clock import iso
+from pointsmith.errors import ValidationFailed
+from pointsmith.members.service import MEMBER_ID, Verification
+
+EVENT_ID = re.compile(r"^[^\s]{1,255}$")
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+MAX_ATTRIBUTES_BYTES = 65_536
+MAX_AMOUNT = Decimal("1e13")
+MAX_DIGITS = 15  # what a float (and so any JSON consumer) holds exactly
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    member_id: str
+    occurred_at: datetime
+    attributes: dict[str, Any]
+
+    @property
+    def body_hash(self) -> str:
+        """What makes two sends of one id the same event (the id itself aside)."""
+        text = json.dumps([self.type, self.member_id, iso(self.occurred_at), self.attributes],
+                          sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "member_id": self.member_id,
+                "occurred_at": iso(self.occurred_at), "attributes": self.attributes}
+
+
+def parse_line(line: str) -> Any:
+    try:
+        return json.loads(line, parse_float=Decimal)
+    except ValueError as e:
+        raise ValidationFailed(f"not valid JSON: {e}") from None
+
+
+def parse_event(raw: Any) -> Event:
+    """A checked Event, or ValidationFailed naming the first field that is wrong."""
+    if not isinstance(raw, dict):
+        raise ValidationFailed("an event must be a JSON object")
+    unknown = set(raw) - {"id", "type", "member_id", "occurred_at", "attributes"}
+    if unknown:
+        raise ValidationFailed(f"unknown field(s): {', '.join(sorted(unknown))}")
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
+        raise ValidationFailed("id: required, 1 to 255 characters without spaces")
+    kind = raw.get("type")
+    if not isinstance(kind, str) or len(kind) > 100 or not EVENT_TYPE.match(kind):
+        raise ValidationFailed("type: required, lower-case words joined by dots (e.g. order.paid)")
+    member_id = raw.get("member_id")
+    if not isinstance(member_id, str) or not MEMBER_ID.match(member_id):
+        raise ValidationFailed("member_id: required, 1 to 128 characters with no spaces, '/', '?' or '#'")
+    occurred_at = _time(raw.get("occurred_at"))
+    attributes = raw.get("attributes", {})
+    if attributes is None:
+        attributes = {}
+    if not isinstance(attributes, dict):
+        raise ValidationFailed("attributes: must be a JSON object")
+    if len(json.dumps(attributes, default=str)) > MAX_ATTRIBUTES_BYTES:
+        raise ValidationFailed(f"attributes: larger than {MAX_ATTRIBUTES_BYTES} bytes")
+    check = STANDARD_TYPES.get(kind)
+    if check:
+        check(attributes)
+    return Event(event_id, kind, member_id, occurred_at, _normalise(attributes))
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValidationFailed("occurred_at: required, an ISO 8601 time with an offset")
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(f"occurred_at: {value!r} is not an ISO 8601 time") from None
+    if t.tzinfo is None:
+        raise ValidationFailed(f"occurred_at: {value!r} has no offset (add Z or +08:00)")
+    return t.astimezone(UTC)
+
+
+def _normalise(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Exact numbers stay exact but store as JSON numbers: whole Decimals become ints."""
+    out: dict[str, Any] = {}
+    for k, v in attributes.items():
+        if isinstance(v, Decimal):
+            out[k] = int(v) if v == v.to_integral_value() else v
+        else:
+            out[k] = v
+    return out
+
+
+def _string(attrs: dict[str, Any], name: str, *, required: bool) -> None:
+    value = attrs.get(name)
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise ValidationFailed(f"attributes.{name}: {'required, ' if required else ''}a non-empty string")
+
+
+def _amount(attrs: dict[str, Any], name: str = "amount") -> None:
+    value = attrs.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+        raise ValidationFailed(f"attributes.{name}: required, a number ≥ 0")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValidationFailed(f"attributes.{name}: must be a finite number")
+    if value < 0 or value > MAX_AMOUNT:
+        raise ValidationFailed(f"attributes.{name}: must be a number from 0 to {MAX_AMOUNT:,.0f}")
+    if isinstance(value, Decimal) and len(value.normalize().as_tuple().digits) > MAX_DIGITS:
+        raise ValidationFailed(f"attributes.{name}: at most {MAX_DIGITS} significant digits")
+
+
+def _registered(attrs: dict[str, Any]) -> None:
+    for name in ("invite_code", "ip", "device"):
+        _string(attrs, name, required=False)
+
+
+def _verified(attrs: dict[str, Any]) -> None:
+    if attrs.get("kind") not in {v.value for v in Verification}:
+        raise ValidationFailed("attributes.kind: required, one of email, phone, real_name")
+
+
+def _order(attrs: dict[str, Any]) -> None:
+    _string(attrs, "order_id", required=True)
+    _amount(attrs)
+
+
+def _review(attrs: dict[str, Any]) -> None:
+    value = attrs.get("content")
+    if value is not None and not isinstance(value, str):
+        raise ValidationFailed("attributes.content: must be a string")
+    _string(attrs, "order_id", required=False)
+
+
+STANDARD_TYPES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "member.registered": _registered,
+    "member.verified": _verified,
+    "order.paid": _order,
+    "order.refunded": _order,
+    "review.posted": _review,
+}

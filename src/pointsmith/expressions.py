@@ -1,0 +1,297 @@
+"""The rule expression language: a safe subset of Python expression syntax.
+
+An expression is parsed once, checked against an allow-list of syntax and
+names, and turned into a tree of small closures. Nothing is ever passed to
+`eval`, so only what is listed here can run: numbers, strings, booleans,
+`+ - * / // %`, comparisons, `and or not`, `x if c else y`, `in`, the
+functions floor ceil round min max abs, and the names `event.<attr>`,
+`member.<attr>`, `tier.key` and `tier.multiplier`.
+
+Arithmetic is exact: floats in the source and in the data become `Decimal`.
+Results are bounded so no input can blow up memory or time.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+MAX_SOURCE = 1000
+MAX_NUMBER = Decimal(10) ** 18
+MAX_STRING = 10_000
+ROOTS = {"event", "member", "tier"}
+TIER_NAMES = {"key", "multiplier"}
+
+Env = Mapping[str, Mapping[str, Any]]
+Node = Callable[[Env], Any]
+
+
+class ExpressionError(ValueError):
+    """The expression is not allowed (at compile time) or cannot be evaluated (at run time)."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    source: str
+    names: frozenset[str]  # e.g. {"event.amount", "tier.multiplier"}
+    _run: Node
+
+    def evaluate(self, env: Env) -> Any:
+        try:
+            return self._run(env)
+        except ExpressionError:
+            raise
+        except (ArithmeticError, InvalidOperation, TypeError, ValueError) as e:
+            raise ExpressionError(f"cannot evaluate {self.source!r}: {e}") from None
+
+
+def number(value: Any) -> Any:
+    """Data to the numbers the language computes with: floats become exact Decimals."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+def to_points(value: Any) -> int:
+    """An award: the result rounded down to an integer."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise ExpressionError(f"an award must be a number, not {type(value).__name__}")
+    return int(value) if isinstance(value, int) else int(value.to_integral_value(ROUND_FLOOR))
+
+
+def compile_expression(source: str | int | float) -> Expression:
+    """Parse and check `source`; raise ExpressionError naming what is not allowed."""
+    if isinstance(source, bool):
+        raise ExpressionError("must be a number or an expression, not a boolean")
+    if isinstance(source, int | float):
+        value = number(source)
+        return Expression(str(source), frozenset(), lambda _env: value)
+    if not isinstance(source, str):
+        raise ExpressionError("must be a number or an expression")
+    if len(source) > MAX_SOURCE:
+        raise ExpressionError(f"expression longer than {MAX_SOURCE} characters")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as e:
+        raise ExpressionError(f"syntax error: {e.msg}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExpressionError("expression too deeply nested") from None
+    names: set[str] = set()
+    try:
+        run = _Compiler(names).visit(tree.body)
+    except RecursionError:
+        raise ExpressionError("expression too deeply nested") from None
+    expression = Expression(source, frozenset(names), run)
+    if not names:
+        expression.evaluate({})  # a constant expression must evaluate now, not fail at the first event
+    return expression
+
+
+# --- checked operations ------------------------------------------------------
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int | Decimal):
+        raise ExpressionError(f"expected a number, got {type(v).__name__}")
+    if -MAX_NUMBER > v or v > MAX_NUMBER:
+        raise ExpressionError("number out of range")
+    return v
+
+
+def _arith(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def run(a: Any, b: Any) -> Any:
+        if isinstance(a, Decimal) or isinstance(b, Decimal):
+            a, b = Decimal(_num(a)), Decimal(_num(b))
+        return _num(op(_num(a), _num(b)))
+
+    return run
+
+
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, str) and isinstance(b, str):
+        if len(a) + len(b) > MAX_STRING:
+            raise ExpressionError("string too long")
+        return a + b
+    return _arith(operator.add)(a, b)
+
+
+def _div(a: Any, b: Any) -> Any:
+    return _num(Decimal(_num(a)) / Decimal(_num(b)))
+
+
+def _floor(x: Any) -> int:
+    return int(math.floor(_num(x)))
+
+
+def _ceil(x: Any) -> int:
+    return int(math.ceil(_num(x)))
+
+
+def _round(x: Any, digits: Any = 0) -> Any:
+    d = Decimal(_num(x))
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 12:
+        raise ExpressionError("round() takes 0 to 12 digits")
+    q = d.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return int(q) if digits == 0 else q
+
+
+def _min(*args: Any) -> Any:
+    return min(_num(a) for a in args)
+
+
+def _max(*args: Any) -> Any:
+    return max(_num(a) for a in args)
+
+
+def _abs(x: Any) -> Any:
+    return abs(_num(x))
+
+
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
+    "floor": (_floor, 1, 1), "ceil": (_ceil, 1, 1), "round": (_round, 1, 2),
+    "min": (_min, 1, 20), "max": (_max, 1, 20), "abs": (_abs, 1, 1),
+}
+BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: _add, ast.Sub: _arith(operator.sub), ast.Mult: _arith(operator.mul),
+    ast.Div: _div, ast.FloorDiv: _arith(operator.floordiv), ast.Mod: _arith(operator.mod),
+}
+
+
+def _compare_values(op: ast.cmpop, a: Any, b: Any) -> bool:
+    if isinstance(op, ast.Eq):
+        return bool(a == b)
+    if isinstance(op, ast.NotEq):
+        return bool(a != b)
+    if isinstance(op, ast.In | ast.NotIn):
+        if not isinstance(b, str | tuple | list | frozenset):
+            raise ExpressionError("`in` needs a string or a literal list on its right")
+        found = a in b
+        return found if isinstance(op, ast.In) else not found
+    if a is None or b is None:
+        raise ExpressionError("cannot order a missing value")
+    if isinstance(a, str) != isinstance(b, str):
+        raise ExpressionError("cannot compare a string with a number")
+    ordering = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
+    return bool(ordering[type(op)](a, b))
+
+
+class _Compiler:
+    """Turns an allowed AST into closures; any node not handled here is refused."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def visit(self, node: ast.AST) -> Node:
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            raise ExpressionError(f"{_describe(node)} is not allowed")
+        result: Node = method(node)
+        return result
+
+    def visit_Constant(self, node: ast.Constant) -> Node:
+        value = node.value
+        if value is not None and not isinstance(value, bool | int | float | str):
+            raise ExpressionError(f"constant {value!r} is not allowed")
+        if isinstance(value, int) and not isinstance(value, bool):
+            _num(value)
+        if isinstance(value, str) and len(value) > MAX_STRING:
+            raise ExpressionError("string too long")
+        value = number(value)
+        return lambda _env: value
+
+    def visit_Attribute(self, node: ast.Attribute) -> Node:
+        if not isinstance(node.value, ast.Name) or node.value.id not in ROOTS:
+            raise ExpressionError("only event.<name>, member.<name> and tier.key / tier.multiplier are allowed")
+        root, attr = node.value.id, node.attr
+        if attr.startswith("_"):
+            raise ExpressionError(f"name '{root}.{attr}' is not allowed")
+        if root == "tier" and attr not in TIER_NAMES:
+            raise ExpressionError(f"name 'tier.{attr}' is not allowed (tier.key, tier.multiplier)")
+        self.names.add(f"{root}.{attr}")
+        return lambda env: number(env[root].get(attr))
+
+    def visit_Name(self, node: ast.Name) -> Node:
+        raise ExpressionError(f"name '{node.id}' is not allowed")
+
+    def visit_BinOp(self, node: ast.BinOp) -> Node:
+        fn = BINARY.get(type(node.op))
+        if fn is None:
+            raise ExpressionError(f"operator {_describe(node.op)} is not allowed")
+        left, right = self.visit(node.left), self.visit(node.right)
+        return lambda env: fn(left(env), right(env))
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Node:
+        operand = self.visit(node.operand)
+        if isinstance(node.op, ast.Not):
+            return lambda env: not operand(env)
+        if isinstance(node.op, ast.USub):
+            return lambda env: -_num(operand(env))
+        if isinstance(node.op, ast.UAdd):
+            return lambda env: _num(operand(env))
+        raise ExpressionError(f"operator {_describe(node.op)} is not allowed")
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> Node:
+        parts = [self.visit(v) for v in node.values]
+        if isinstance(node.op, ast.And):
+            return lambda env: all(p(env) for p in parts)
+        return lambda env: any(p(env) for p in parts)
+
+    def visit_Compare(self, node: ast.Compare) -> Node:
+        allowed = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn)
+        for op in node.ops:
+            if not isinstance(op, allowed):
+                raise ExpressionError(f"comparison {_describe(op)} is not allowed")
+        first = self.visit(node.left)
+        rest = [(op, self.visit(c)) for op, c in zip(node.ops, node.comparators, strict=True)]
+
+        def run(env: Env) -> bool:
+            left = first(env)
+            for op, right_node in rest:
+                right = right_node(env)
+                if not _compare_values(op, left, right):
+                    return False
+                left = right
+            return True
+
+        return run
+
+    def visit_IfExp(self, node: ast.IfExp) -> Node:
+        test, body, orelse = self.visit(node.test), self.visit(node.body), self.visit(node.orelse)
+        return lambda env: body(env) if test(env) else orelse(env)
+
+    def visit_Call(self, node: ast.Call) -> Node:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            name = node.func.id if isinstance(node.func, ast.Name) else _describe(node.func)
+            raise ExpressionError(f"function '{name}' is not allowed (floor, ceil, round, min, max, abs)")
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            raise ExpressionError("keyword and * arguments are not allowed")
+        fn, least, most = FUNCTIONS[node.func.id]
+        if not least <= len(node.args) <= most:
+            raise ExpressionError(f"{node.func.id}() takes {least} to {most} arguments")
+        args = [self.visit(a) for a in node.args]
+        return lambda env: fn(*(a(env) for a in args))
+
+    def _literal_sequence(self, node: ast.Tuple | ast.List) -> Node:
+        if len(node.elts) > 1000:
+            raise ExpressionError("list too long")
+        items = [self.visit(e) for e in node.elts]
+        return lambda env: tuple(i(env) for i in items)
+
+    visit_Tuple = _literal_sequence
+    visit_List = _literal_sequence
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        "Pow": "**", "BitAnd": "&", "BitOr": "|", "BitXor": "^", "LShift": "<<", "RShift": ">>",
+        "MatMult": "@", "Invert": "~", "Is": "is", "IsNot": "is not", "Lambda": "lambda",
+        "ListComp": "a comprehension", "GeneratorExp": "a generator", "SetComp": "a comprehension",
+        "DictComp": "a comprehension", "Subscript": "indexing", "NamedExpr": ":=",
+        "JoinedStr": "an f-string", "Dict": "a dict", "Set": "a set", "Await": "await", "Starred": "*",
+    }
+    kind = type(node).__name__
+    return names.get(kind, kind)

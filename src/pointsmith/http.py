@@ -1,0 +1,88 @@
+"""HTTP plumbing shared by every feature's routes: problem+json, auth, the database."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pointsmith.auth import service as auth
+from pointsmith.auth.service import ApiKey, Scope
+from pointsmith.db import read_only
+from pointsmith.errors import DomainError, Forbidden
+
+log = logging.getLogger("pointsmith.http")
+PROBLEM = "application/problem+json"
+STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+                413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests"}
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": f"urn:pointsmith:problem:{code}", "title": title, "status": status, "detail": detail,
+            "code": code, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"path": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "message": e["msg"]}
+                  for e in exc.errors()]
+        detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
+        return problem(422, "validation_error", "Validation error", detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = STATUS_CODES.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "internal_error", "Internal error", "the server failed; the error is in its log")
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def _authenticate(engine: Engine, authorization: str | None) -> ApiKey:
+    token = None
+    if authorization and authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    with read_only(engine) as conn:
+        return auth.authenticate(conn, token)
+
+
+def require(scope: Scope) -> Callable[..., ApiKey]:
+    def dependency(engine: EngineDep,
+                   authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> ApiKey:
+        key = _authenticate(engine, authorization)
+        if not key.allows(scope):
+            raise Forbidden(f"this route needs an {scope.value} key")
+        return key
+
+    return dependency
+
+
+ClientKey = Annotated[ApiKey, Depends(require(Scope.client))]
+AdminKey = Annotated[ApiKey, Depends(require(Scope.admin))]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255,
+                                              description="Retries with the same key give the first answer")]
+
+
+def actor(key: ApiKey) -> str:
+    return f"key:{key.id}"

@@ -1,0 +1,1 @@
+"""Members: identity, attributes, status, verification, invite codes."""

@@ -1,0 +1,17 @@
+"""The member view that `GET /v1/members/{id}` and `members show --json` print.
+
+Each feature that holds per-member state adds its part here.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from pointsmith.members import service
+
+
+def member_view(conn: Connection, member_id: str, *, at: datetime | None = None) -> dict[str, Any]:
+    _ = at  # the state as of a past time arrives with the time-aware features (points, tiers)
+    return service.get(conn, member_id).as_dict()

@@ -1,0 +1,1 @@
+"""The program file: schema, validation and the versioned store."""

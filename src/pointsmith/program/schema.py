@@ -1,0 +1,160 @@
+"""The program file's schema (CONTRACT §1), section by section.
+
+Structure and types are checked by pydantic; rules that span fields (ascending
+thresholds, safe expressions) are checked in validation.py so every problem
+of a file can be listed at once.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Key = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+Amount = int | float | str  # a number or an expression, compiled in validation.py
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProgramInfo(Section):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    point_value: Annotated[Decimal, Field(gt=0)] = Decimal("0.01")
+    timezone: str = "UTC"
+
+    @field_validator("point_value", mode="before")
+    @classmethod
+    def _exact(cls, v: Any) -> Any:
+        return Decimal(repr(v)) if isinstance(v, float) else v
+
+
+class MembersConfig(Section):
+    auto_create: bool = True
+
+
+class ExpiryPolicy(StrEnum):
+    rolling = "rolling"
+    calendar = "calendar"
+    inactivity = "inactivity"
+    none = "none"
+
+
+class ExpiryConfig(Section):
+    policy: ExpiryPolicy = ExpiryPolicy.none
+    months: Annotated[int, Field(ge=1, le=1200)] | None = None
+    years: Annotated[int, Field(ge=0, le=100)] | None = None
+
+
+class PointsConfig(Section):
+    pending_days: Annotated[int, Field(ge=0, le=3650)] = 0
+    expiry: ExpiryConfig = ExpiryConfig()
+
+
+class GrowthConfig(Section):
+    daily_cap: Annotated[int, Field(ge=1)] | None = None
+
+
+class Qualification(StrEnum):
+    lifetime = "lifetime"
+    period = "period"
+    decay = "decay"
+
+
+class Period(StrEnum):
+    month = "month"
+    quarter = "quarter"
+    year = "year"
+
+
+class DecayConfig(Section):
+    grace_days: Annotated[int, Field(ge=0, le=3650)] = 30
+    rate_per_day: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.01")
+
+    @field_validator("rate_per_day", mode="before")
+    @classmethod
+    def _exact(cls, v: Any) -> Any:
+        return Decimal(repr(v)) if isinstance(v, float) else v
+
+
+class Level(Section):
+    key: Key
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    threshold: Annotated[int, Field(ge=0)]
+    multiplier: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(1)
+    benefits: list[Key] = []
+
+    @field_validator("multiplier", mode="before")
+    @classmethod
+    def _exact(cls, v: Any) -> Any:
+        return Decimal(repr(v)) if isinstance(v, float) else v
+
+
+class TiersConfig(Section):
+    qualification: Qualification = Qualification.lifetime
+    period: Period = Period.year
+    max_drop: Annotated[int, Field(ge=1)] | None = None
+    warn_days: Annotated[int, Field(ge=0, le=365)] = 30
+    decay: DecayConfig = DecayConfig()
+    levels: Annotated[list[Level], Field(min_length=1, max_length=50)] = [
+        Level(key="member", name="Member", threshold=0)
+    ]
+
+
+PeriodName = Literal["day", "week", "month", "year", "lifetime"]
+
+
+class RuleLimits(Section):
+    points: dict[PeriodName, Annotated[int, Field(ge=1)]] = {}
+    times: dict[PeriodName, Annotated[int, Field(ge=1)]] = {}
+    budget: Annotated[int, Field(ge=1)] | None = None
+
+
+class ActiveWindow(Section):
+    from_: Annotated[datetime | None, Field(alias="from")] = None
+    until: datetime | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Rule(Section):
+    key: Key
+    event: Annotated[str, Field(min_length=1, max_length=100)]
+    when: str | None = None
+    points: Amount = 0
+    growth: Amount = 0
+    pending: bool = False
+    limits: RuleLimits = RuleLimits()
+    active: ActiveWindow | None = None
+    description: str | None = None
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "program": ProgramInfo,
+    "members": MembersConfig,
+    "points": PointsConfig,
+    "growth": GrowthConfig,
+    "tiers": TiersConfig,
+}
+LIST_SECTIONS: dict[str, type[Section]] = {"rules": Rule}
+REQUIRED = ("program",)
+
+
+class Program(BaseModel):
+    """A validated program document."""
+
+    model_config = ConfigDict(frozen=True)
+
+    program: ProgramInfo
+    members: MembersConfig = MembersConfig()
+    points: PointsConfig = PointsConfig()
+    growth: GrowthConfig = GrowthConfig()
+    tiers: TiersConfig = TiersConfig()
+    rules: list[Rule] = []
+
+    def level(self, key: str) -> Level:
+        return next(level for level in self.tiers.levels if level.key == key)

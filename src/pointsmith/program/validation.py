@@ -1,0 +1,191 @@
+"""Validate a program document and list every problem with its path.
+
+Each section is parsed on its own so a type error in one section does not
+hide a logic error in another; checks that span fields run on each section
+that parsed. Paths read like `tiers.levels[2].threshold`.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from pointsmith.clock import ensure_utc
+from pointsmith.errors import InvalidProgram
+from pointsmith.expressions import ExpressionError, compile_expression
+from pointsmith.program.schema import (
+    LIST_SECTIONS,
+    REQUIRED,
+    SECTIONS,
+    ExpiryPolicy,
+    PointsConfig,
+    Program,
+    ProgramInfo,
+    Rule,
+    TiersConfig,
+)
+
+S = TypeVar("S", bound=BaseModel)
+Problems = list[str]
+
+
+def parse_text(text: str) -> Any:
+    """YAML (a superset of JSON) to plain data; a syntax error is a problem with its line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
+        raise InvalidProgram([f"{where}: {e.problem or e}"]) from None
+    except yaml.YAMLError as e:
+        raise InvalidProgram([f"file: {e}"]) from None
+
+
+def load_program(text: str) -> Program:
+    return validate_program(parse_text(text))
+
+
+def validate_program(raw: Any) -> Program:
+    """A valid Program, or InvalidProgram listing every problem found."""
+    if not isinstance(raw, dict):
+        raise InvalidProgram(["(root): must be a mapping with a `program:` section"])
+    problems: Problems = []
+    parsed: dict[str, Any] = {}
+    known = set(SECTIONS) | set(LIST_SECTIONS)
+    for name in raw:
+        if name not in known:
+            problems.append(f"{name}: unknown section (known: {', '.join(sorted(known))})")
+    for name in REQUIRED:
+        if name not in raw:
+            problems.append(f"{name}: section is required")
+    for name, model in SECTIONS.items():
+        if name in raw:
+            section = _parse(model, raw[name], name, problems)
+            if section is not None:
+                parsed[name] = section
+                problems += [f"{name}{p}" for p in CHECKS.get(name, _no_checks)(section)]
+    for name, model in LIST_SECTIONS.items():
+        items = raw.get(name, [])
+        if not isinstance(items, list):
+            problems.append(f"{name}: must be a list")
+            continue
+        parsed[name] = [s for i, item in enumerate(items)
+                        if (s := _parse_item(model, item, f"{name}[{i}]", problems)) is not None]
+        if len(parsed[name]) == len(items):
+            problems += _duplicate_keys(parsed[name], name)
+    problems += _cross_checks(parsed)
+    if problems:
+        raise InvalidProgram(problems)
+    return Program.model_validate(parsed)
+
+
+def _parse(model: type[S], data: Any, path: str, problems: Problems) -> S | None:
+    if data is None:
+        data = {}
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems += [f"{_path(path, err['loc'])}: {err['msg']}" for err in e.errors()]
+        return None
+
+
+def _parse_item(model: type[S], item: Any, path: str, problems: Problems) -> S | None:
+    if isinstance(item, dict) and True in item:
+        problems.append(f"{path}: write `event:`, not `on:` (YAML reads a bare `on` as true)")
+        return None
+    section = _parse(model, item, path, problems)
+    if isinstance(section, Rule):
+        problems += [f"{path}{p}" for p in _check_rule(section)]
+    return section
+
+
+def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    out = prefix
+    for part in loc:
+        if part == "[key]":  # pydantic's marker for a bad mapping key: the key itself is already named
+            continue
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _no_checks(_section: Any) -> Iterator[str]:
+    return iter(())
+
+
+def _check_program_info(info: ProgramInfo) -> Iterator[str]:
+    try:
+        ZoneInfo(info.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        yield f".timezone: unknown time zone {info.timezone!r} (use an IANA name such as Asia/Shanghai)"
+
+
+def _check_points(points: PointsConfig) -> Iterator[str]:
+    policy = points.expiry.policy
+    if policy in (ExpiryPolicy.rolling, ExpiryPolicy.inactivity) and points.expiry.months is None:
+        yield f".expiry.months: required for policy {policy.value}"
+    if policy is ExpiryPolicy.calendar and points.expiry.years is None:
+        yield ".expiry.years: required for policy calendar"
+
+
+def _check_tiers(tiers: TiersConfig) -> Iterator[str]:
+    levels = tiers.levels
+    if levels[0].threshold != 0:
+        yield ".levels[0].threshold: the first level's threshold must be 0"
+    for i in range(1, len(levels)):
+        if levels[i].threshold <= levels[i - 1].threshold:
+            yield f".levels[{i}].threshold: must be greater than {levels[i - 1].threshold}"
+    seen: set[str] = set()
+    for i, level in enumerate(levels):
+        if level.key in seen:
+            yield f".levels[{i}].key: duplicate key {level.key!r}"
+        seen.add(level.key)
+
+
+def _check_rule(rule: Rule) -> Iterator[str]:
+    for field in ("when", "points", "growth"):
+        source = getattr(rule, field)
+        if source is None:
+            continue
+        try:
+            compile_expression(source)
+        except ExpressionError as e:
+            yield f".{field}: {e}"
+    window = rule.active
+    if window and window.from_ and window.until and ensure_utc(window.until) <= ensure_utc(window.from_):
+        yield ".active.until: must be later than active.from"
+
+
+def _duplicate_keys(items: list[Any], path: str) -> Iterator[str]:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item.key in seen:
+            yield f"{path}[{i}].key: duplicate key {item.key!r}"
+        seen.add(item.key)
+
+
+def _cross_checks(parsed: dict[str, Any]) -> Iterator[str]:
+    tiers: TiersConfig | None = parsed.get("tiers")
+    if tiers and tiers.max_drop is not None and tiers.qualification.value != "period":
+        yield "tiers.max_drop: only applies to qualification: period"
+
+
+CHECKS: dict[str, Callable[[Any], Iterator[str]]] = {
+    "program": _check_program_info,
+    "points": _check_points,
+    "tiers": _check_tiers,
+}
+
+
+def document(program: Program) -> dict[str, Any]:
+    """The canonical JSON form stored with a version."""
+    data: dict[str, Any] = json.loads(program.model_dump_json(by_alias=True))
+    return data
+
+
+def section_names() -> list[str]:
+    return [*SECTIONS, *LIST_SECTIONS]
+

@@ -1,0 +1,9 @@
+"""Every table, imported in one place so migrations see the whole schema."""
+from pointsmith.audit import audit_log
+from pointsmith.auth.tables import api_keys
+from pointsmith.events.tables import events
+from pointsmith.idempotency import idempotency_keys
+from pointsmith.members.tables import members
+from pointsmith.program.tables import program_versions
+
+__all__ = ["api_keys", "audit_log", "events", "idempotency_keys", "members", "program_versions"]

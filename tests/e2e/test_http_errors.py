@@ -1,0 +1,136 @@
+"""Over real HTTP: every error is problem+json with the right status and stable code."""
+from __future__ import annotations
+
+import uuid
+
+import threading
+import time
+
+import httpx
+import uvicorn
+
+from pointsmith.app import create_app
+from tests.e2e.conftest import Live, assert_problem
+
+
+def new_id() -> str:
+    return "m-" + uuid.uuid4().hex[:10]
+
+
+def test_health_and_openapi_list_every_route(server: Live) -> None:
+    assert server.call("GET", "/health").json()["status"] == "ok"
+    paths = server.call("GET", "/openapi.json").json()["paths"]
+    assert {"/v1/members", "/v1/members/{member_id}", "/v1/events", "/v1/events/batch", "/v1/program",
+            "/v1/program/validate"} <= set(paths)
+    assert server.call("GET", "/docs").status_code == 200
+
+
+def test_create_then_read_a_member(server: Live) -> None:
+    mid = new_id()
+    r = server.call("POST", "/v1/members", key=server.client, json={"id": mid, "attributes": {"city": "Lima"}})
+    assert r.status_code == 201 and r.json()["attributes"] == {"city": "Lima"}
+    assert server.call("GET", f"/v1/members/{mid}", key=server.client).json()["id"] == mid
+
+
+def test_unknown_member_is_404(server: Live) -> None:
+    assert_problem(server.call("GET", "/v1/members/nobody", key=server.client), 404, "unknown_member")
+
+
+def test_duplicate_member_is_409(server: Live) -> None:
+    mid = new_id()
+    server.call("POST", "/v1/members", key=server.client, json={"id": mid})
+    assert_problem(server.call("POST", "/v1/members", key=server.client, json={"id": mid}), 409, "member_exists")
+
+
+def test_create_with_an_idempotency_key_answers_a_retry_the_same(server: Live) -> None:
+    mid = new_id()
+    h = {"Idempotency-Key": "create-" + mid}
+    first = server.call("POST", "/v1/members", key=server.client, json={"id": mid}, headers=h)
+    again = server.call("POST", "/v1/members", key=server.client, json={"id": mid}, headers=h)
+    assert first.status_code == again.status_code == 201 and first.json() == again.json()
+
+
+def test_bad_json_and_bad_bodies_are_422(server: Live) -> None:
+    body = assert_problem(server.call("POST", "/v1/members", key=server.client, content=b"{not json",
+                                      headers={"Content-Type": "application/json"}), 422, "validation_error")
+    assert body["errors"]
+    assert_problem(server.call("POST", "/v1/members", key=server.client, json={"attributes": {}}),
+                   422, "validation_error")
+    assert_problem(server.call("POST", "/v1/members", key=server.client, json={"id": "a b"}), 422, "validation_error")
+    assert_problem(server.call("POST", "/v1/events", key=server.client, content=b"[1]"), 422, "validation_error")
+
+
+def test_missing_or_wrong_keys_are_401(server: Live) -> None:
+    assert_problem(server.call("GET", "/v1/members/x"), 401, "unauthorized")
+    assert_problem(server.call("GET", "/v1/members/x", key="psk_nope_nope"), 401, "unauthorized")
+    assert_problem(server.call("GET", "/v1/members/x", headers={"Authorization": "Basic abc"}), 401, "unauthorized")
+
+
+def test_a_client_key_on_an_admin_route_is_403(server: Live) -> None:
+    assert_problem(server.call("PUT", "/v1/program", key=server.client, json={"program": {}}), 403, "forbidden")
+    assert_problem(server.call("POST", "/v1/members/x/freeze", key=server.client, json={"reason": "r"}),
+                   403, "forbidden")
+
+
+def test_unknown_routes_and_methods_are_problems_too(server: Live) -> None:
+    assert_problem(server.call("GET", "/v1/nothing", key=server.client), 404, "not_found")
+    assert_problem(server.call("DELETE", "/health"), 405, "method_not_allowed")
+
+
+def test_an_unexpected_failure_is_500_without_a_stack_trace(database_url: str) -> None:
+    app = create_app(database_url)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    try:
+        while not uv.started:
+            time.sleep(0.02)
+        port = uv.servers[0].sockets[0].getsockname()[1]
+        r = httpx.get(f"http://127.0.0.1:{port}/boom")
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+    body = assert_problem(r, 500, "internal_error")
+    assert "secret" not in r.text and "Traceback" not in r.text and body["detail"]
+
+
+def test_program_publish_and_validate_over_http(server: Live) -> None:
+    from tests.factories import SIMPLE_PROGRAM
+
+    ok = server.call("POST", "/v1/program/validate", key=server.admin, content=SIMPLE_PROGRAM,
+                     headers={"Content-Type": "application/yaml"})
+    assert ok.json() == {"valid": True, "errors": []}
+    bad = server.call("POST", "/v1/program/validate", key=server.admin,
+                      content=SIMPLE_PROGRAM.replace("threshold: 100", "threshold: 0"))
+    assert bad.json()["errors"] == ["tiers.levels[1].threshold: must be greater than 0"]
+    put = server.call("PUT", "/v1/program", key=server.admin, content=SIMPLE_PROGRAM)
+    assert put.status_code in (200, 201) and put.json()["name"] == "Simple"
+    again = server.call("PUT", "/v1/program", key=server.admin, content=SIMPLE_PROGRAM)
+    assert again.status_code == 200 and again.json()["version"] == put.json()["version"]
+    refused = server.call("PUT", "/v1/program", key=server.admin, content="program: {name: ''}\n")
+    assert_problem(refused, 422, "invalid_program")
+    assert refused.json()["errors"][0].startswith("program.name")
+    assert server.call("GET", "/v1/program", key=server.admin).json()["version"] == put.json()["version"]
+
+
+def test_events_over_http_are_idempotent_by_id(server: Live) -> None:
+    mid = new_id()
+    ev = {"id": "ev-" + mid, "type": "order.paid", "member_id": mid, "occurred_at": "2026-01-01T00:00:00Z",
+          "attributes": {"order_id": "o1", "amount": 10.5}}
+    first = server.call("POST", "/v1/events", key=server.client, json=ev)
+    assert first.status_code == 201 and first.json()["status"] == "accepted"
+    again = server.call("POST", "/v1/events", key=server.client, json=ev)
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    changed = {**ev, "attributes": {"order_id": "o1", "amount": 11}}
+    assert_problem(server.call("POST", "/v1/events", key=server.client, json=changed), 409, "idempotency_conflict")
+    stored = server.call("GET", f"/v1/events/{ev['id']}", key=server.client).json()
+    assert stored["attributes"]["amount"] == 10.5
+    batch = server.call("POST", "/v1/events/batch", key=server.client,
+                        json={"events": [ev, {"id": "x"}]}).json()
+    assert (batch["duplicate"], batch["rejected"]) == (1, 1)

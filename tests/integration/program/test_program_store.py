@@ -1,0 +1,49 @@
+"""Program versions: published whole, immutable, and found by effective time."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.engine import Connection
+
+from pointsmith import clock
+from pointsmith.errors import NoProgram
+from pointsmith.program import service
+from tests.factories import SIMPLE_PROGRAM, publish
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_the_first_version_is_in_force_from_the_beginning_of_time(conn: Connection) -> None:
+    v1 = publish(conn)
+    assert v1.version == 1 and v1.effective_at == service.BEGINNING
+    assert service.active(conn, datetime(1997, 1, 1, tzinfo=UTC)).version == 1
+
+
+def test_later_versions_take_effect_at_their_time(conn: Connection) -> None:
+    publish(conn)
+    with clock.frozen(T0):
+        v2 = publish(conn, SIMPLE_PROGRAM.replace("Simple", "Second"))
+    v3 = publish(conn, SIMPLE_PROGRAM.replace("Simple", "Third"), effective_at=datetime(2026, 6, 1, tzinfo=UTC))
+    assert v2.effective_at == T0
+    assert service.active(conn, datetime(2026, 2, 28, tzinfo=UTC)).version == 1
+    assert service.active(conn, datetime(2026, 3, 2, tzinfo=UTC)).program.program.name == "Second"
+    assert service.active(conn, datetime(2026, 6, 1, tzinfo=UTC)).version == v3.version
+    assert [v.version for v in service.versions(conn)] == [1, 2, 3]
+
+
+def test_publishing_the_same_document_again_changes_nothing(conn: Connection) -> None:
+    first = publish(conn)
+    again = service.publish(conn, first.program, source=SIMPLE_PROGRAM, actor="t")
+    assert not again.created and again.version.version == 1
+
+
+def test_there_is_no_active_program_before_one_is_published(conn: Connection) -> None:
+    assert service.active_or_none(conn) is None
+    with pytest.raises(NoProgram):
+        service.active(conn)
+
+
+def test_the_source_is_kept_as_written(conn: Connection) -> None:
+    publish(conn)
+    assert service.source_of(conn, 1) == SIMPLE_PROGRAM

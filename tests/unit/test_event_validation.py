@@ -1,0 +1,54 @@
+"""Events are checked field by field; amounts stay exact."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from pointsmith.errors import ValidationFailed
+from pointsmith.events.validation import parse_event, parse_line
+from tests.factories import event
+
+
+def test_amounts_are_parsed_as_exact_decimals() -> None:
+    e = parse_event(parse_line('{"id": "1", "type": "order.paid", "member_id": "m", '
+                               '"occurred_at": "2026-01-01T00:00:00+08:00", '
+                               '"attributes": {"order_id": "o", "amount": 11.77}}'))
+    assert e.attributes["amount"] == Decimal("11.77")
+    assert e.occurred_at.isoformat() == "2025-12-31T16:00:00+00:00"
+
+
+def test_the_same_content_hashes_the_same_whatever_the_offset_used() -> None:
+    a = parse_event(event("1", at="2026-01-01T08:00:00+08:00", order_id="o", amount=1))
+    b = parse_event(event("1", at="2026-01-01T00:00:00Z", order_id="o", amount=1))
+    assert a.body_hash == b.body_hash
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({**event("1", order_id="o", amount=1), "occurred_at": "yesterday"}, "occurred_at"),
+    ({**event("1", order_id="o", amount=1), "occurred_at": "2026-01-01T00:00:00"}, "no offset"),
+    ({k: v for k, v in event("1", order_id="o", amount=1).items() if k != "member_id"}, "member_id"),
+    (event("1", order_id="o"), "attributes.amount"),
+    (event("1", order_id="o", amount=-1), "attributes.amount"),
+    (event("1", order_id="o", amount="12"), "attributes.amount"),
+    (event("1", order_id="o", amount=True), "attributes.amount"),
+    (event("1", amount=5), "attributes.order_id"),
+    (event("1", kind="member.verified", kind_="x"), "attributes.kind"),
+    (event("1", kind="Order Paid"), "type"),
+    ({**event("1"), "extra": 1}, "unknown field"),
+    ({**event("1"), "attributes": [1]}, "attributes"),
+    ("not an object", "JSON object"),
+])
+def test_rejects_a_bad_event_naming_the_field(raw: object, message: str) -> None:
+    with pytest.raises(ValidationFailed, match=message):
+        parse_event(raw)
+
+
+def test_an_order_of_zero_is_valid_and_custom_types_pass() -> None:
+    assert parse_event(event("1", order_id="o", amount=0)).attributes["amount"] == 0
+    assert parse_event(event("2", kind="game.level_up", level=3)).type == "game.level_up"
+
+
+def test_bad_json_is_a_validation_error() -> None:
+    with pytest.raises(ValidationFailed, match="not valid JSON"):
+        parse_line("{nope")

@@ -1,0 +1,104 @@
+"""The expression language allows only what CONTRACT §1 lists and computes exactly."""
+from __future__ import annotations
+
+import string
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pointsmith.expressions import ExpressionError, compile_expression, to_points
+
+ENV = {"event": {"amount": Decimal("120.50"), "channel": "app"}, "member": {"city": "Shanghai"},
+       "tier": {"key": "silver", "multiplier": Decimal("1.25")}}
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("floor(event.amount) * tier.multiplier", Decimal("150.00")),
+    ("event.amount >= 1", True),
+    ("10 if member.city == 'Shanghai' else 1", 10),
+    ("event.channel in ('app', 'web')", True),
+    ("'hai' in member.city", True),
+    ("not (event.amount < 100) and tier.key != 'gold'", True),
+    ("7 // 2 + 7 % 2", 4),
+    ("1 / 4", Decimal("0.25")),
+    ("0.1 + 0.2", Decimal("0.3")),
+    ("round(2.5)", 3),
+    ("round(event.amount / 3, 2)", Decimal("40.17")),
+    ("max(1, event.amount, 3) - min(5, 2)", Decimal("118.50")),
+    ("abs(-3) + ceil(1.2)", 5),
+    ("-event.amount", Decimal("-120.50")),
+    ("1 < 2 < 3", True),
+])
+def test_evaluates_allowed_syntax_exactly(source: str, expected: object) -> None:
+    assert compile_expression(source).evaluate(ENV) == expected
+
+
+@pytest.mark.parametrize("source", [
+    "event.__class__", "__import__('os').system('true')", "9 ** 9 ** 9", "open('/etc/passwd')",
+    "[x for x in (1,)]", "(lambda: 1)()", "member.__dict__", "tier.multiplier.__class__.__mro__",
+    "tier.name", "event", "event['amount']", "f'{event.amount}'", "(x := 1)", "{1: 2}", "{1}",
+    "getattr(event, 'amount')", "floor(x=1)", "max(*[1])", "1 << 40", "~1", "event.amount is None",
+    "'a' * 10000000000", "10 ** 3", "x", "1 +", "",
+])
+def test_refuses_everything_outside_the_allow_list(source: str) -> None:
+    with pytest.raises(ExpressionError):
+        compile_expression(source)
+
+
+def test_numbers_are_bounded_so_no_input_can_blow_up() -> None:
+    big = compile_expression("event.amount * event.amount * event.amount")
+    with pytest.raises(ExpressionError, match="out of range"):
+        big.evaluate({**ENV, "event": {"amount": 10**7}})
+
+
+def test_a_missing_attribute_cannot_be_ordered() -> None:
+    with pytest.raises(ExpressionError, match="missing"):
+        compile_expression("event.nothing > 1").evaluate(ENV)
+
+
+def test_awards_round_down_to_whole_points() -> None:
+    assert to_points(Decimal("150.99")) == 150
+    assert to_points(Decimal("-0.5")) == -1
+    assert to_points(7) == 7
+    with pytest.raises(ExpressionError):
+        to_points("7")
+
+
+def test_records_the_names_an_expression_reads() -> None:
+    assert compile_expression("floor(event.amount) * tier.multiplier").names == {"event.amount", "tier.multiplier"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=string.printable, max_size=60))
+def test_arbitrary_text_either_compiles_to_the_safe_subset_or_is_refused(source: str) -> None:
+    try:
+        expression = compile_expression(source)
+    except ExpressionError:
+        return
+    assert all(name.split(".")[0] in {"event", "member", "tier"} for name in expression.names)
+    assert not any("__" in name for name in expression.names)
+    try:
+        value = expression.evaluate(ENV)
+    except ExpressionError:
+        return
+    assert isinstance(value, bool | int | Decimal | str | tuple) or value is None
+
+
+IDENT = st.sampled_from(["event", "member", "tier", "__class__", "__dict__", "os", "open", "eval", "__import__",
+                         "amount", "multiplier", "key", "__globals__", "__builtins__", "mro", "system"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(IDENT, min_size=1, max_size=4), st.sampled_from(["", "()", "('x')", "[0]"]))
+def test_no_generated_attribute_chain_reaches_outside_names(parts: list[str], suffix: str) -> None:
+    source = ".".join(parts) + suffix
+    try:
+        expression = compile_expression(source)
+    except ExpressionError:
+        return
+    # Only a plain `root.attr` with a public attr can compile.
+    assert len(parts) == 2 and parts[0] in {"event", "member", "tier"} and not parts[1].startswith("_")
+    assert suffix == "", source
+    assert expression.names == {source}

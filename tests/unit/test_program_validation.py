@@ -1,0 +1,91 @@
+"""Program files are validated whole, and every problem is listed with its path."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pointsmith.errors import InvalidProgram
+from pointsmith.program.validation import load_program
+from tests.factories import SIMPLE_PROGRAM
+
+CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "spec" / "CONTRACT.md"
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(InvalidProgram) as caught:
+        load_program(text)
+    return caught.value.problems
+
+
+@pytest.mark.skipif(not CONTRACT.exists(), reason="the shared spec is not beside this checkout")
+def test_the_contract_example_is_valid() -> None:
+    source = re.search(r"```yaml\n(.*?)```", CONTRACT.read_text(), re.S)
+    assert source
+    program = load_program(source.group(1))
+    assert [level.key for level in program.tiers.levels] == ["member", "silver", "gold", "platinum"]
+    assert program.rules[0].active and program.rules[0].active.from_ is not None
+
+
+def test_the_demo_program_is_valid() -> None:
+    from pointsmith.demo import demo_program_source
+
+    assert load_program(demo_program_source()).program.name == "Demo Shop"
+
+
+def test_lists_every_problem_across_sections_at_once() -> None:
+    text = SIMPLE_PROGRAM.replace("threshold: 100", "threshold: 0").replace(
+        '"floor(event.amount)", growth', '"event.__class__", growth').replace("timezone: UTC", "timezone: Mars/Base")
+    found = problems_of(text)
+    assert "tiers.levels[1].threshold: must be greater than 0" in found
+    assert any(p.startswith("rules[0].points: name 'event.__class__'") for p in found)
+    assert any(p.startswith("program.timezone: unknown time zone") for p in found)
+
+
+def test_type_errors_carry_their_full_path() -> None:
+    found = problems_of(SIMPLE_PROGRAM.replace("point_value: 0.01", "point_value: -1"))
+    assert any(p.startswith("program.point_value:") for p in found), found
+
+
+def test_a_bare_on_key_is_explained() -> None:
+    found = problems_of(SIMPLE_PROGRAM.replace("event: order.paid", "on: order.paid"))
+    assert any("write `event:`" in p and p.startswith("rules[0]") for p in found), found
+
+
+def test_unknown_sections_and_duplicate_keys_are_problems() -> None:
+    text = SIMPLE_PROGRAM + "  - {key: order, event: checkin, points: 1}\nrewardz: {}\n"
+    found = problems_of(text)
+    assert any(p.startswith("rewardz: unknown section") for p in found), found
+    assert "rules[1].key: duplicate key 'order'" in found
+
+
+def test_expiry_policies_need_their_parameter() -> None:
+    found = problems_of(SIMPLE_PROGRAM.replace("policy: none", "policy: rolling"))
+    assert found == ["points.expiry.months: required for policy rolling"]
+
+
+def test_a_limit_period_must_be_known() -> None:
+    found = problems_of(SIMPLE_PROGRAM.replace('growth: "floor(event.amount)"}',
+                                               'growth: "floor(event.amount)", limits: {points: {dya: 5}}}'))
+    assert len(found) == 1 and found[0].startswith("rules[0].limits.points.dya:"), found
+
+
+def test_an_active_window_must_end_after_it_starts() -> None:
+    found = problems_of(SIMPLE_PROGRAM.replace(
+        'growth: "floor(event.amount)"}',
+        'growth: "floor(event.amount)", active: {from: "2026-02-01T00:00:00Z", until: "2026-01-01T00:00:00Z"}}'))
+    assert found == ["rules[0].active.until: must be later than active.from"]
+
+
+def test_a_constant_expression_that_cannot_run_is_refused_now() -> None:
+    found = problems_of(SIMPLE_PROGRAM.replace('points: "floor(event.amount)"', "points: \"'a' * 3\""))
+    assert any(p.startswith("rules[0].points:") for p in found), found
+
+
+def test_yaml_syntax_errors_name_the_line() -> None:
+    assert problems_of("program: {name: x\nrules: [")[0].startswith("line ")
+
+
+def test_the_root_must_be_a_mapping() -> None:
+    assert problems_of("- 1\n- 2\n") == ["(root): must be a mapping with a `program:` section"]
