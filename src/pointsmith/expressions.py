@@ -97,7 +97,7 @@ def compile_expression(source: str | int | float) -> Expression:
 def _num(v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, int | Decimal):
         raise ExpressionError(f"expected a number, got {type(v).__name__}")
-    if -MAX_NUMBER > v or v > MAX_NUMBER:
+    if not -MAX_NUMBER <= v <= MAX_NUMBER:
         raise ExpressionError("number out of range")
     return v
 
@@ -124,11 +124,13 @@ def _div(a: Any, b: Any) -> Any:
 
 
 def _floor(x: Any) -> int:
-    return int(math.floor(_num(x)))
+    value: int = math.floor(_num(x))
+    return value
 
 
 def _ceil(x: Any) -> int:
-    return int(math.ceil(_num(x)))
+    value: int = math.ceil(_num(x))
+    return value
 
 
 def _round(x: Any, digits: Any = 0) -> Any:

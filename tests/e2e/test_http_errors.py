@@ -1,10 +1,9 @@
 """Over real HTTP: every error is problem+json with the right status and stable code."""
 from __future__ import annotations
 
-import uuid
-
 import threading
 import time
+import uuid
 
 import httpx
 import uvicorn

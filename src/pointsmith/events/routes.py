@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.errors import ValidationFailed
