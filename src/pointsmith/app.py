@@ -7,9 +7,11 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from pointsmith import __version__
+from pointsmith.analytics.routes import router as reports_router
 from pointsmith.db import get_engine, read_only
 from pointsmith.events.routes import router as events_router
 from pointsmith.http import install_error_handlers
+from pointsmith.ledger.routes import router as points_router
 from pointsmith.members.routes import router as members_router
 from pointsmith.program.routes import router as program_router
 
@@ -28,6 +30,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(members_router)
     app.include_router(events_router)
+    app.include_router(points_router)
+    app.include_router(reports_router)
     app.include_router(program_router)
 
     @app.get("/health", tags=["health"], summary="Liveness and database check")

@@ -9,11 +9,14 @@ import sqlalchemy as sa
 import typer
 
 from pointsmith import __version__
+from pointsmith.analytics.cli import app as report_app
 from pointsmith.auth.cli import app as keys_app
 from pointsmith.cli_support import DbOption, JsonFlag, engine, print_json
 from pointsmith.db import migrate
 from pointsmith.errors import DomainError, InvalidProgram
 from pointsmith.events.cli import app as events_app
+from pointsmith.jobs.cli import app as jobs_app
+from pointsmith.ledger.cli import ledger_app, points_app
 from pointsmith.members.cli import app as members_app
 from pointsmith.program.cli import app as program_app
 
@@ -23,6 +26,10 @@ app.add_typer(members_app, name="members")
 app.add_typer(program_app, name="program")
 app.add_typer(keys_app, name="keys")
 app.add_typer(events_app, name="events")
+app.add_typer(points_app, name="points")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(report_app, name="report")
 
 HostOption = Annotated[str, typer.Option("--host", help="Address to listen on")]
 PortOption = Annotated[int, typer.Option("--port", help="Port to listen on")]

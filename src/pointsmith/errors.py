@@ -69,3 +69,11 @@ class Forbidden(DomainError):
 
 class DatabaseNotReady(DomainError):
     code, status, title = "database_not_ready", 503, "Database needs migrating"
+
+
+class InsufficientPoints(Conflict):
+    code, title = "insufficient_points", "Insufficient points"
+
+
+class HoldNotActive(Conflict):
+    code, title = "hold_not_active", "Hold is not active"

@@ -3,7 +3,18 @@ from pointsmith.audit import audit_log
 from pointsmith.auth.tables import api_keys
 from pointsmith.events.tables import events
 from pointsmith.idempotency import idempotency_keys
+from pointsmith.jobs.tables import scheduled_jobs
+from pointsmith.ledger.tables import (
+    ledger_holds,
+    ledger_lots,
+    ledger_postings,
+    ledger_transactions,
+    point_balances,
+)
 from pointsmith.members.tables import members
 from pointsmith.program.tables import program_versions
 
-__all__ = ["api_keys", "audit_log", "events", "idempotency_keys", "members", "program_versions"]
+__all__ = [
+    "api_keys", "audit_log", "events", "idempotency_keys", "ledger_holds", "ledger_lots", "ledger_postings",
+    "ledger_transactions", "members", "point_balances", "program_versions", "scheduled_jobs",
+]

@@ -9,9 +9,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from pointsmith.ledger import queries
 from pointsmith.members import service
 
 
 def member_view(conn: Connection, member_id: str, *, at: datetime | None = None) -> dict[str, Any]:
-    _ = at  # the state as of a past time arrives with the time-aware features (points, tiers)
-    return service.get(conn, member_id).as_dict()
+    """As recorded, or with `at` as it had taken effect by then."""
+    view = service.get(conn, member_id).as_dict()
+    view["points"] = queries.points_view(conn, member_id, at=at)
+    return view

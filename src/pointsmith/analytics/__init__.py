@@ -1,0 +1,1 @@
+"""Read-only reports: SQL that returns plain rows, no domain model."""

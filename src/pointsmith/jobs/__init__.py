@@ -1,0 +1,1 @@
+"""Scheduled work: each job is idempotent and takes an explicit `now`."""

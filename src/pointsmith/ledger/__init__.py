@@ -1,0 +1,1 @@
+"""The points ledger: double-entry postings, lots, holds, expiry and verification."""

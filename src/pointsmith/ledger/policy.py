@@ -1,0 +1,44 @@
+"""The points policy in force at a time: expiry, pending window, time zone, point value."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Connection
+
+from pointsmith.ledger.expiry import inactivity_deadline, lot_expires_at
+from pointsmith.program import service as programs
+from pointsmith.program.schema import ExpiryConfig, Program
+
+UTC_ZONE = ZoneInfo("UTC")
+
+
+@dataclass(frozen=True)
+class PointsPolicy:
+    expiry: ExpiryConfig = field(default_factory=ExpiryConfig)
+    timezone: ZoneInfo = UTC_ZONE
+    pending_days: int = 0
+    point_value: Decimal = Decimal("0.01")
+    program_version: int | None = None
+
+    @classmethod
+    def of(cls, program: Program, version: int | None = None) -> PointsPolicy:
+        return cls(program.points.expiry, ZoneInfo(program.program.timezone), program.points.pending_days,
+                   program.program.point_value, version)
+
+    def expires_at(self, earned_at: datetime) -> datetime | None:
+        return lot_expires_at(self.expiry, self.timezone, earned_at)
+
+    def available_at(self, earned_at: datetime, *, pending: bool) -> datetime:
+        return earned_at + timedelta(days=self.pending_days) if pending and self.pending_days else earned_at
+
+    def inactivity_deadline(self, last_activity_at: datetime | None) -> datetime | None:
+        return inactivity_deadline(self.expiry, self.timezone, last_activity_at)
+
+
+def policy_at(conn: Connection, at: datetime) -> PointsPolicy:
+    """The policy of the program version in force at `at` (defaults before any program is published)."""
+    version = programs.active_or_none(conn, at)
+    return PointsPolicy.of(version.program, version.version) if version else PointsPolicy()

@@ -1,0 +1,271 @@
+"""Points operations: credit, spend, reverse (claw back), adjust. Each is idempotent by key.
+
+Every operation locks the member first (PostgreSQL row lock; SQLite holds the
+database write lock), so parallel writes to one balance never overspend.
+Program accounts are only ever inserted into, never locked or updated, so
+they are never a hot spot.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pointsmith import audit, clock, idempotency
+from pointsmith.errors import IdempotencyConflict, InsufficientPoints, ValidationFailed
+from pointsmith.idempotency import Outcome, idempotency_keys, request_hash
+from pointsmith.ledger.common import check_points, lock_member_points, transaction_view
+from pointsmith.ledger.holds import release_lapsed
+from pointsmith.ledger.lots import spendable_lots, take_from_lots
+from pointsmith.ledger.policy import PointsPolicy, policy_at
+from pointsmith.ledger.tables import ledger_lots
+from pointsmith.ledger.writer import Draft, NewLot, PointState, Posting, lock_states, write
+
+
+@dataclass(frozen=True)
+class CreditRequest:
+    member_id: str
+    points: int
+    key: str
+    at: datetime | None = None
+    pending: bool = False
+    kind: str = "earn"  # earn | adjust | return
+    reference: str | None = None
+    event_id: str | None = None
+    rule_key: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+
+    def request(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("key")
+        data["at"] = clock.iso(self.at) if self.at else None
+        return data
+
+
+# --- credit -----------------------------------------------------------------
+
+
+def credit_draft(req: CreditRequest, policy: PointsPolicy, at: datetime, *, debt: int) -> Draft:
+    """A credit: a new lot (pending or available); available points first pay off `debt`."""
+    available_at = policy.available_at(at, pending=req.pending)
+    pending = available_at > at
+    lot = NewLot(req.points, at, available_at, policy.expires_at(at), req.reference, req.event_id, req.rule_key)
+    postings = [Posting("pending" if pending else "available", req.points, lot_id=0),
+                Posting("issued", -req.points)]
+    if not pending:
+        postings += settle_debt(debt, req.points, lot_id=0)
+    return Draft(req.member_id, req.kind, at, tuple(postings), new_lot=lot, reference=req.reference,
+                 event_id=req.event_id, rule_key=req.rule_key, program_version=policy.program_version,
+                 actor=req.actor, reason=req.reason, activity=req.kind == "earn")
+
+
+def settle_debt(debt: int, points: int, *, lot_id: int) -> list[Posting]:
+    """Move newly available points from their lot to the member's debt, as far as both go."""
+    paid = min(points, debt)
+    return [Posting("available", -paid, lot_id=lot_id), Posting("available", paid)] if paid > 0 else []
+
+
+def credit(conn: Connection, req: CreditRequest) -> Outcome:
+    return credit_many(conn, [req])[0]
+
+
+def credit_many(conn: Connection, requests: Sequence[CreditRequest],
+                policy: PointsPolicy | None = None) -> list[Outcome]:
+    """Credit many members set-based; each request is idempotent by (member, key)."""
+    for req in requests:
+        check_points(req.points)
+    states = lock_states(conn, (r.member_id for r in requests))
+    seen = _stored_outcomes(conn, requests, "points.credit")
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    drafts: list[tuple[int, Draft]] = []
+    batch_keys: dict[tuple[str, str], int] = {}
+    policies: dict[datetime, PointsPolicy] = {}
+    debt = {m: s.debt for m, s in states.items()}  # as this batch's earlier credits leave it
+    for i, req in enumerate(requests):
+        ident = (req.member_id, req.key)
+        if ident in seen or ident in batch_keys:
+            continue  # answered below from the stored (or this batch's) outcome
+        batch_keys[ident] = i
+        at = clock.ensure_utc(req.at) if req.at else clock.now()
+        if policy is None and at not in policies:
+            policies[at] = policy_at(conn, at)
+        draft = credit_draft(req, policy or policies[at], at, debt=debt[req.member_id])
+        debt[req.member_id] -= sum(p.amount for p in draft.postings if p.account == "available" and p.lot_id is None)
+        drafts.append((i, draft))
+    written = write(conn, [d for _, d in drafts], states)
+    rows = []
+    for (i, _), w in zip(drafts, written, strict=True):
+        body = transaction_view(w, states[w.draft.member_id])
+        outcomes[i] = Outcome(201, body, replayed=False)
+        rows.append(_idempotency_row(requests[i], "points.credit", body))
+    if rows:
+        conn.execute(idempotency_keys.insert(), rows)
+    for i, req in enumerate(requests):
+        if outcomes[i] is None:
+            ident = (req.member_id, req.key)
+            outcomes[i] = seen.get(ident) or _replay(outcomes[batch_keys[ident]], req, requests[batch_keys[ident]])
+    return [o for o in outcomes if o is not None]
+
+
+def _replay(first: Outcome | None, req: CreditRequest, first_req: CreditRequest) -> Outcome:
+    if first is None or request_hash("points.credit", req.request()) != request_hash("points.credit",
+                                                                                      first_req.request()):
+        raise IdempotencyConflict(f"idempotency key {req.key!r} was used with a different request")
+    return Outcome(first.status, first.body, replayed=True)
+
+
+def _stored_outcomes(conn: Connection, requests: Sequence[CreditRequest], operation: str
+                     ) -> dict[tuple[str, str], Outcome]:
+    idents = list({(r.member_id, r.key) for r in requests})
+    found: dict[tuple[str, str], Outcome] = {}
+    for start in range(0, len(idents), 2000):
+        chunk = idents[start:start + 2000]
+        rows = conn.execute(sa.select(idempotency_keys.c.scope, idempotency_keys.c.key,
+                                      idempotency_keys.c.request_hash, idempotency_keys.c.status,
+                                      idempotency_keys.c.result)
+                            .where(sa.tuple_(idempotency_keys.c.scope, idempotency_keys.c.key).in_(chunk)))
+        hashes = {(r.scope, r.key): r for r in rows}
+        found.update({k: Outcome(r.status, r.result, replayed=True) for k, r in hashes.items()})
+        for req in requests:
+            row = hashes.get((req.member_id, req.key))
+            if row is not None and row.request_hash != request_hash(operation, req.request()):
+                raise IdempotencyConflict(
+                    f"idempotency key {req.key!r} was used with a different request")
+    return found
+
+
+def _idempotency_row(req: CreditRequest, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"scope": req.member_id, "key": req.key, "operation": operation,
+            "request_hash": request_hash(operation, req.request()), "status": 201, "result": body,
+            "created_at": clock.now()}
+
+
+# --- spend --------------------------------------------------------------------
+
+
+def spend(conn: Connection, member_id: str, points: int, *, key: str, reference: str | None = None,
+          at: datetime | None = None, actor: str | None = None) -> Outcome:
+    """Spend available points, soonest-expiring lots first; refused when not enough are spendable."""
+    check_points(points)
+    when = clock.ensure_utc(at) if at else clock.now()
+    state = lock_member_points(conn, member_id)
+    request = {"points": points, "reference": reference, "at": clock.iso(at) if at else None}
+
+    def run() -> dict[str, Any]:
+        policy = policy_at(conn, when)
+        release_lapsed(conn, state, policy, when)
+        lots = spendable_lots(conn, state, policy, when)
+        postings, short = take_from_lots(lots, points)
+        if short:
+            raise InsufficientPoints(f"member {member_id!r} has {points - short} spendable points, "
+                                     f"{points} needed")
+        draft = Draft(member_id, "spend", when, (*postings, Posting("redeemed", points)), reference=reference,
+                      program_version=policy.program_version, actor=actor, activity=True)
+        return transaction_view(write(conn, [draft], {member_id: state})[0], state)
+
+    return idempotency.run_once(conn, scope=member_id, key=key, operation="points.spend", request=request,
+                                write=run)
+
+
+# --- reverse (claw back) and adjust ----------------------------------------------
+
+
+def reverse_draft(conn: Connection, state: PointState, points: int, *, at: datetime, policy: PointsPolicy,
+                  kind: str, reference: str | None = None, from_reference_first: bool = True,
+                  allow_debt: bool = True, **details: Any) -> tuple[Draft | None, int]:
+    """Take back `points`: the reference's lot first (pending before available), then other lots
+    soonest-expiring first, then debt. Returns the draft (None if nothing to take) and what was not taken."""
+    postings: list[Posting] = []
+    left = points
+    if reference and from_reference_first:
+        for lot in _lots_of_reference(conn, state.member_id, reference):
+            for account, held in (("pending", lot.pending), ("available", lot.remaining)):
+                part = min(left, held)
+                if part > 0:
+                    postings.append(Posting(account, -part, lot.id))
+                    left -= part
+    if left > 0:
+        taken_ids = {p.lot_id for p in postings}
+        lots = [lot for lot in spendable_lots(conn, state, policy, at) if lot.id not in taken_ids]
+        more, left = take_from_lots(lots, left)
+        postings += more
+    if left > 0 and allow_debt:
+        postings.append(Posting("available", -left))
+        left = 0
+    total = points - left
+    if total == 0:
+        return None, left
+    draft = Draft(state.member_id, kind, at, (*postings, Posting("reversed", total)), reference=reference,
+                  program_version=policy.program_version, **details)
+    return draft, left
+
+
+def reverse(conn: Connection, member_id: str, points: int, *, key: str, reference: str | None = None,
+            reason: str | None = None, at: datetime | None = None, actor: str | None = None,
+            allow_debt: bool = True) -> Outcome:
+    """Claw back points (a refund, a penalty): from the reference's lot first, then others, then debt."""
+    check_points(points)
+    when = clock.ensure_utc(at) if at else clock.now()
+    state = lock_member_points(conn, member_id, must_be_active=False)
+    request = {"points": points, "reference": reference, "reason": reason, "allow_debt": allow_debt,
+               "at": clock.iso(at) if at else None}
+
+    def run() -> dict[str, Any]:
+        draft, short = reverse_draft(conn, state, points, at=when, policy=policy_at(conn, when), kind="reverse",
+                                     reference=reference, allow_debt=allow_debt, actor=actor, reason=reason)
+        if short or draft is None:
+            raise InsufficientPoints(f"member {member_id!r} has {points - short} points to take back, "
+                                     f"{points} asked")
+        return transaction_view(write(conn, [draft], {member_id: state})[0], state)
+
+    return idempotency.run_once(conn, scope=member_id, key=key, operation="points.reverse", request=request,
+                                write=run)
+
+
+def adjust(conn: Connection, member_id: str, points: int, *, key: str, reason: str, actor: str,
+           at: datetime | None = None, allow_debt: bool = False) -> Outcome:
+    """A manual correction by an operator: a credit when positive, a take-back when negative."""
+    check_points(points, allow_negative=True)
+    if not reason or not reason.strip():
+        raise ValidationFailed("a reason is required for a manual adjustment")
+    if points > 0:
+        outcome = credit(conn, CreditRequest(member_id, points, key, at=at, kind="adjust", actor=actor,
+                                             reason=reason))
+        if not outcome.replayed:
+            audit.record(conn, "points:adjust", member_id, actor, points=points, reason=reason)
+        return outcome
+    when = clock.ensure_utc(at) if at else clock.now()
+    state = lock_member_points(conn, member_id, must_be_active=False)
+    request_body = {"points": points, "reason": reason, "allow_debt": allow_debt,
+                    "at": clock.iso(at) if at else None}
+
+    def run() -> dict[str, Any]:
+        draft, short = reverse_draft(conn, state, -points, at=when, policy=policy_at(conn, when), kind="adjust",
+                                     from_reference_first=False, allow_debt=allow_debt, actor=actor, reason=reason)
+        if short or draft is None:
+            raise InsufficientPoints(f"member {member_id!r} has {-points - short} spendable points; "
+                                     "send allow_debt to take more")
+        audit.record(conn, "points:adjust", member_id, actor, points=points, reason=reason)
+        return transaction_view(write(conn, [draft], {member_id: state})[0], state)
+
+    return idempotency.run_once(conn, scope=member_id, key=key, operation="points.adjust", request=request_body,
+                                write=run)
+
+
+@dataclass(frozen=True)
+class _ReferenceLot:
+    id: int
+    pending: int
+    remaining: int
+
+
+def _lots_of_reference(conn: Connection, member_id: str, reference: str) -> list[_ReferenceLot]:
+    rows = conn.execute(sa.select(ledger_lots.c.id, ledger_lots.c.pending, ledger_lots.c.remaining)
+                        .where(ledger_lots.c.member_id == member_id, ledger_lots.c.reference == reference)
+                        .order_by(ledger_lots.c.id))
+    return [_ReferenceLot(r.id, r.pending, r.remaining) for r in rows]
