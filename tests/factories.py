@@ -30,3 +30,9 @@ def publish(conn: Connection, source: str = SIMPLE_PROGRAM, **kwargs: Any) -> pr
 def event(eid: str, kind: str = "order.paid", member: str = "m-1", at: str = "2026-01-01T10:00:00Z",
           **attributes: Any) -> dict[str, Any]:
     return {"id": eid, "type": kind, "member_id": member, "occurred_at": at, "attributes": attributes}
+
+
+def points_program(*, pending_days: int = 0, expiry: str = "{policy: none}", timezone: str = "UTC") -> str:
+    """A program whose points section is what a ledger test needs."""
+    return (SIMPLE_PROGRAM.replace("pending_days: 0", f"pending_days: {pending_days}")
+            .replace("expiry: {policy: none}", f"expiry: {expiry}").replace("timezone: UTC", f"timezone: {timezone}"))

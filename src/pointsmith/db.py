@@ -139,6 +139,16 @@ def is_postgres(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def advisory_lock(conn: Connection, name: str) -> None:
+    """Serialise writers of one named thing until the transaction ends.
+
+    A PostgreSQL advisory lock; SQLite needs none, as every write transaction
+    already holds the database's single write lock.
+    """
+    if is_postgres(conn):
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": name})
+
+
 @contextmanager
 def unit_of_work(engine: Engine) -> Iterator[Connection]:
     """A write transaction: commits when the block succeeds, rolls back on any error.

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import Json, UtcDateTime, is_postgres, metadata
+from pointsmith.db import Json, UtcDateTime, advisory_lock, metadata
 from pointsmith.errors import Conflict, DomainError, IdempotencyConflict
 
 idempotency_keys = sa.Table(
@@ -55,10 +55,8 @@ def request_hash(operation: str, request: Any) -> str:
 
 
 def lock(conn: Connection, scope: str, key: str) -> None:
-    """Serialise writers of one key (PostgreSQL; SQLite already has one writer at a time)."""
-    if is_postgres(conn):
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                     {"k": f"{len(scope)}:{scope}:{key}"})
+    """Serialise writers of one key."""
+    advisory_lock(conn, f"{len(scope)}:{scope}:{key}")
 
 
 def run_once(conn: Connection, *, scope: str, key: str, operation: str, request: Any,

@@ -15,16 +15,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import clock
-from pointsmith.db import read_only, unit_of_work
+from pointsmith.db import advisory_lock, read_only, unit_of_work
 from pointsmith.jobs.tables import scheduled_jobs
 from pointsmith.ledger import jobs as ledger_jobs
+
+CHUNK = 1000
 
 
 @dataclass(frozen=True)
 class Job:
     name: str
     description: str
-    run: Callable[[Engine, datetime], int]
+    step: Callable[[Connection, datetime, int], int]  # does up to `limit` due items, returns how many
 
 
 JOBS: list[Job] = [
@@ -44,19 +46,30 @@ def register(job: Job) -> None:
         JOBS.append(job)
 
 
-def run_due(engine: Engine, now: datetime | None = None, *,
-            on_job: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+def run_due(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Catch every job up to `now`, one short transaction per chunk of work."""
     when = clock.ensure_utc(now) if now else clock.now()
     results = []
     for job in JOBS:
-        if on_job:
-            on_job(job.name)
-        started = clock.now()
-        processed = job.run(engine, when)
-        with unit_of_work(engine) as conn:
-            _record(conn, job.name, when, started, processed)
+        started, processed = clock.now(), 0
+        while True:
+            with unit_of_work(engine) as conn:
+                done = job.step(conn, when, CHUNK)
+                processed += done
+                if done == 0:
+                    _record(conn, job.name, when, started, processed)
+                    break
         results.append({"job": job.name, "processed": processed})
     return results
+
+
+def run_due_within(conn: Connection, now: datetime) -> int:
+    """The same catch-up inside the caller's transaction (replays, tests); returns the items done."""
+    total = 0
+    for job in JOBS:
+        while (done := job.step(conn, now, CHUNK)) > 0:
+            total += done
+    return total
 
 
 def status(engine: Engine) -> list[dict[str, Any]]:
@@ -73,6 +86,7 @@ def status(engine: Engine) -> list[dict[str, Any]]:
 
 
 def _record(conn: Connection, name: str, now: datetime, started: datetime, processed: int) -> None:
+    advisory_lock(conn, f"job:{name}")  # two runners may finish the same job at once
     row = conn.execute(sa.select(scheduled_jobs.c.caught_up_to).where(scheduled_jobs.c.name == name)).first()
     values = {"last_started_at": started, "last_finished_at": clock.now(), "last_processed": processed}
     if row is None:
