@@ -31,6 +31,7 @@ idempotency_keys = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("result", Json, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 

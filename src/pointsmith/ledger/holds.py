@@ -123,7 +123,7 @@ def release_draft(conn: Connection, state: PointState, h: Hold, *, keep: int, at
     taken = conn.execute(sa.select(ledger_postings.c.lot_id, -ledger_postings.c.amount)
                          .where(ledger_postings.c.member_id == h.member_id, ledger_postings.c.hold_id == h.id,
                                 ledger_postings.c.account == "available")
-                         .order_by(ledger_postings.c.id)).all()
+                         .order_by(ledger_postings.c.transaction_id, ledger_postings.c.line)).all()
     expiry = dict(conn.execute(sa.select(ledger_lots.c.id, ledger_lots.c.expires_at)
                                .where(ledger_lots.c.id.in_([lot for lot, _ in taken]))).all())
     postings: list[Posting] = []

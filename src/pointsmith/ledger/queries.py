@@ -93,7 +93,8 @@ def _postings_of(conn: Connection, member_id: str, ids: list[int]) -> dict[int, 
     p = ledger_postings
     out: dict[int, list[dict[str, Any]]] = {}
     rows = conn.execute(sa.select(p.c.transaction_id, p.c.account, p.c.amount, p.c.lot_id, p.c.hold_id)
-                        .where(p.c.member_id == member_id, p.c.transaction_id.in_(ids)).order_by(p.c.id))
+                        .where(p.c.member_id == member_id, p.c.transaction_id.in_(ids))
+                        .order_by(p.c.transaction_id, p.c.line))
     for r in rows:
         out.setdefault(r.transaction_id, []).append({"account": r.account, "amount": r.amount, "lot_id": r.lot_id,
                                                      "hold_id": r.hold_id})

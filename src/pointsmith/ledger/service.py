@@ -8,7 +8,7 @@ they are never a hot spot.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock, idempotency
+from pointsmith.db import bulk_insert
 from pointsmith.errors import IdempotencyConflict, InsufficientPoints, ValidationFailed
 from pointsmith.idempotency import Outcome, idempotency_keys, request_hash
 from pointsmith.ledger.common import check_points, lock_member_points, transaction_view
@@ -24,6 +25,8 @@ from pointsmith.ledger.lots import spendable_lots, take_from_lots
 from pointsmith.ledger.policy import PointsPolicy, policy_at
 from pointsmith.ledger.tables import ledger_lots
 from pointsmith.ledger.writer import Draft, NewLot, PointState, Posting, lock_states, write
+
+CREDIT = "points.credit"
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,14 @@ class CreditRequest:
     reason: str | None = None
 
     def request(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("key")
-        data["at"] = clock.iso(self.at) if self.at else None
-        return data
+        """What a retry must repeat exactly (everything but the key)."""
+        return {"member_id": self.member_id, "points": self.points, "at": clock.iso(self.at) if self.at else None,
+                "pending": self.pending, "kind": self.kind, "reference": self.reference, "event_id": self.event_id,
+                "rule_key": self.rule_key, "actor": self.actor, "reason": self.reason}
+
+    def digest(self) -> str:
+        """The request hash an idempotency record keeps."""
+        return request_hash(CREDIT, self.request())
 
 
 # --- credit -----------------------------------------------------------------
@@ -79,18 +86,18 @@ def credit_many(conn: Connection, requests: Sequence[CreditRequest],
     """Credit many members set-based; each request is idempotent by (member, key)."""
     for req in requests:
         check_points(req.points)
+    digests = [req.digest() for req in requests]
     states = lock_states(conn, (r.member_id for r in requests))
-    seen = _stored_outcomes(conn, requests, "points.credit")
-    outcomes: list[Outcome | None] = [None] * len(requests)
+    stored = _stored(conn, requests, digests)
+    first_in_batch: dict[tuple[str, str], int] = {}
     drafts: list[tuple[int, Draft]] = []
-    batch_keys: dict[tuple[str, str], int] = {}
     policies: dict[datetime, PointsPolicy] = {}
     debt = {m: s.debt for m, s in states.items()}  # as this batch's earlier credits leave it
     for i, req in enumerate(requests):
         ident = (req.member_id, req.key)
-        if ident in seen or ident in batch_keys:
-            continue  # answered below from the stored (or this batch's) outcome
-        batch_keys[ident] = i
+        if ident in stored or ident in first_in_batch:
+            continue  # answered below from the stored outcome, or this batch's first
+        first_in_batch[ident] = i
         at = clock.ensure_utc(req.at) if req.at else clock.now()
         if policy is None and at not in policies:
             policies[at] = policy_at(conn, at)
@@ -98,51 +105,40 @@ def credit_many(conn: Connection, requests: Sequence[CreditRequest],
         debt[req.member_id] -= sum(p.amount for p in draft.postings if p.account == "available" and p.lot_id is None)
         drafts.append((i, draft))
     written = write(conn, [d for _, d in drafts], states)
+    outcomes: dict[int, Outcome] = {}
+    now = clock.now()
     rows = []
     for (i, _), w in zip(drafts, written, strict=True):
         body = transaction_view(w, states[w.draft.member_id])
         outcomes[i] = Outcome(201, body, replayed=False)
-        rows.append(_idempotency_row(requests[i], "points.credit", body))
-    if rows:
-        conn.execute(idempotency_keys.insert(), rows)
+        rows.append({"scope": requests[i].member_id, "key": requests[i].key, "operation": CREDIT,
+                     "request_hash": digests[i], "status": 201, "result": body, "created_at": now})
+    bulk_insert(conn, idempotency_keys, rows)
+    answers = []
     for i, req in enumerate(requests):
-        if outcomes[i] is None:
-            ident = (req.member_id, req.key)
-            outcomes[i] = seen.get(ident) or _replay(outcomes[batch_keys[ident]], req, requests[batch_keys[ident]])
-    return [o for o in outcomes if o is not None]
+        ident = (req.member_id, req.key)
+        if i in outcomes:
+            answers.append(outcomes[i])
+            continue
+        first, first_digest = stored[ident] if ident in stored else (outcomes[first_in_batch[ident]],
+                                                                     digests[first_in_batch[ident]])
+        if first_digest != digests[i]:
+            raise IdempotencyConflict(f"idempotency key {req.key!r} was used with a different request")
+        answers.append(Outcome(first.status, first.body, replayed=True))
+    return answers
 
 
-def _replay(first: Outcome | None, req: CreditRequest, first_req: CreditRequest) -> Outcome:
-    if first is None or request_hash("points.credit", req.request()) != request_hash("points.credit",
-                                                                                      first_req.request()):
-        raise IdempotencyConflict(f"idempotency key {req.key!r} was used with a different request")
-    return Outcome(first.status, first.body, replayed=True)
-
-
-def _stored_outcomes(conn: Connection, requests: Sequence[CreditRequest], operation: str
-                     ) -> dict[tuple[str, str], Outcome]:
+def _stored(conn: Connection, requests: Sequence[CreditRequest], digests: list[str]
+            ) -> dict[tuple[str, str], tuple[Outcome, str]]:
+    """Earlier outcomes of these (member, key) pairs, with the digest of the request that made them."""
     idents = list({(r.member_id, r.key) for r in requests})
-    found: dict[tuple[str, str], Outcome] = {}
+    found: dict[tuple[str, str], tuple[Outcome, str]] = {}
+    k = idempotency_keys.c
     for start in range(0, len(idents), 2000):
-        chunk = idents[start:start + 2000]
-        rows = conn.execute(sa.select(idempotency_keys.c.scope, idempotency_keys.c.key,
-                                      idempotency_keys.c.request_hash, idempotency_keys.c.status,
-                                      idempotency_keys.c.result)
-                            .where(sa.tuple_(idempotency_keys.c.scope, idempotency_keys.c.key).in_(chunk)))
-        hashes = {(r.scope, r.key): r for r in rows}
-        found.update({k: Outcome(r.status, r.result, replayed=True) for k, r in hashes.items()})
-        for req in requests:
-            row = hashes.get((req.member_id, req.key))
-            if row is not None and row.request_hash != request_hash(operation, req.request()):
-                raise IdempotencyConflict(
-                    f"idempotency key {req.key!r} was used with a different request")
+        rows = conn.execute(sa.select(k.scope, k.key, k.request_hash, k.status, k.result)
+                            .where(sa.tuple_(k.scope, k.key).in_(idents[start:start + 2000])))
+        found.update({(r.scope, r.key): (Outcome(r.status, r.result, replayed=True), r.request_hash) for r in rows})
     return found
-
-
-def _idempotency_row(req: CreditRequest, operation: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {"scope": req.member_id, "key": req.key, "operation": operation,
-            "request_hash": request_hash(operation, req.request()), "status": 201, "result": body,
-            "created_at": clock.now()}
 
 
 # --- spend --------------------------------------------------------------------

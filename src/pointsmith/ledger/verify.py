@@ -67,9 +67,10 @@ def _balanced(conn: Connection, report: Report) -> None:
     empty = sa.select(t.c.id).where(~sa.exists().where(p.c.transaction_id == t.c.id))
     for (tid,) in conn.execute(empty):
         report.breach(f"transaction {tid}: has no postings")
-    orphans = sa.select(p.c.id).where(~sa.exists().where(t.c.id == p.c.transaction_id)).limit(MAX_REPORTED)
-    for (pid,) in conn.execute(orphans):
-        report.breach(f"posting {pid}: belongs to no transaction")
+    orphans = (sa.select(p.c.transaction_id).where(~sa.exists().where(t.c.id == p.c.transaction_id)).distinct()
+               .limit(MAX_REPORTED))
+    for (tid,) in conn.execute(orphans):
+        report.breach(f"postings of transaction {tid}: the transaction does not exist")
 
 
 def _sum_if(condition: Any) -> Any:
@@ -163,10 +164,10 @@ def _transactions_with_postings(conn: Connection) -> Iterator[tuple[str, int, st
     t, p = ledger_transactions, ledger_postings
     query = (sa.select(t.c.member_id, t.c.id, t.c.kind, t.c.effective_at, t.c.hash, p.c.account, p.c.amount,
                        p.c.lot_id, p.c.hold_id)
-             .select_from(t.join(p, p.c.transaction_id == t.c.id)).order_by(t.c.id, p.c.id))
+             .select_from(t.join(p, p.c.transaction_id == t.c.id)).order_by(t.c.id, p.c.line))
     current: tuple[str, int, str, Any, str] | None = None
     postings: list[Posting] = []
-    for row in conn.execution_options(yield_per=20_000).execute(query):
+    for row in conn.execute(query.execution_options(yield_per=20_000)):
         key = (row.member_id, row.id, row.kind, row.effective_at, row.hash)
         if current is not None and key[1] != current[1]:
             yield (*current, postings)

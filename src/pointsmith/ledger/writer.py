@@ -10,7 +10,6 @@ recomputes.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import is_postgres
+from pointsmith.db import bulk_insert, bulk_update, is_postgres
 from pointsmith.errors import UnknownMember
 from pointsmith.ledger.tables import (
     ledger_lots,
@@ -162,9 +161,9 @@ def write(conn: Connection, drafts: Sequence[Draft], states: dict[str, PointStat
             "effective_at": draft.effective_at, "recorded_at": now, "reference": draft.reference,
             "event_id": draft.event_id, "rule_key": draft.rule_key, "program_version": draft.program_version,
             "actor": draft.actor, "reason": draft.reason, "hash": digest})
-        plan.postings += [{"transaction_id": transaction_id, "member_id": draft.member_id, "account": p.account,
-                           "amount": p.amount, "lot_id": p.lot_id, "hold_id": p.hold_id,
-                           "effective_at": draft.effective_at} for p in postings]
+        plan.postings += [{"transaction_id": transaction_id, "line": line, "member_id": draft.member_id,
+                           "account": p.account, "amount": p.amount, "lot_id": p.lot_id, "hold_id": p.hold_id,
+                           "effective_at": draft.effective_at} for line, p in enumerate(postings)]
         if draft.new_lot and lot_id is not None:
             lot = draft.new_lot
             delta = plan.lot_deltas.pop(lot_id, _LotDelta())
@@ -199,38 +198,27 @@ def _apply(state: PointState, draft: Draft, postings: list[Posting], lot_deltas:
 
 
 def _store(conn: Connection, plan: _Plan, touched: dict[str, PointState], now: datetime) -> None:
-    conn.execute(ledger_transactions.insert(), plan.transactions)
-    conn.execute(ledger_postings.insert(), plan.postings)
-    if plan.lots:
-        conn.execute(ledger_lots.insert(), plan.lots)
-    updates = [{"lot": lot_id, "d_remaining": d.remaining, "d_pending": d.pending}
-               for lot_id, d in plan.lot_deltas.items() if d.remaining or d.pending]
-    if updates:
-        conn.execute(ledger_lots.update().where(ledger_lots.c.id == sa.bindparam("lot")).values(
-            remaining=ledger_lots.c.remaining + sa.bindparam("d_remaining"),
-            pending=ledger_lots.c.pending + sa.bindparam("d_pending")), updates)
-    def row(s: PointState) -> dict[str, Any]:
-        return {"available": s.available, "pending": s.pending, "held": s.held, "debt": s.debt,
-                "last_activity_at": s.last_activity_at, "last_hash": s.last_hash, "updated_at": now}
+    bulk_insert(conn, ledger_transactions, plan.transactions)
+    bulk_insert(conn, ledger_postings, plan.postings)
+    bulk_insert(conn, ledger_lots, plan.lots)
+    bulk_update(conn, ledger_lots, "id", [{"remaining": d.remaining, "pending": d.pending, "id": lot_id}
+                                          for lot_id, d in plan.lot_deltas.items() if d.remaining or d.pending],
+                increment=True)
 
-    new = [{"member_id": s.member_id, **row(s)} for s in touched.values() if not s.exists]
-    old = [{"m": s.member_id, **row(s)} for s in touched.values() if s.exists]
-    if new:
-        conn.execute(point_balances.insert(), new)
-        for s in touched.values():
-            s.exists = True
-    if old:
-        conn.execute(point_balances.update().where(point_balances.c.member_id == sa.bindparam("m")).values(
-            available=sa.bindparam("available"), pending=sa.bindparam("pending"), held=sa.bindparam("held"),
-            debt=sa.bindparam("debt"), last_activity_at=sa.bindparam("last_activity_at"),
-            last_hash=sa.bindparam("last_hash"), updated_at=sa.bindparam("updated_at")), old)
+    def row(s: PointState) -> dict[str, Any]:
+        return {"member_id": s.member_id, "available": s.available, "pending": s.pending, "held": s.held,
+                "debt": s.debt, "last_activity_at": s.last_activity_at, "last_hash": s.last_hash, "updated_at": now}
+
+    bulk_insert(conn, point_balances, [row(s) for s in touched.values() if not s.exists])
+    bulk_update(conn, point_balances, "member_id", [row(s) for s in touched.values() if s.exists])
+    for s in touched.values():
+        s.exists = True
 
 
 def content_hash(previous: str, transaction_id: int, member_id: str, kind: str, effective_at: datetime,
                  postings: Sequence[Posting]) -> str:
-    body = json.dumps([previous, transaction_id, member_id, kind, clock.iso(effective_at),
-                       sorted((p.account, p.amount, p.lot_id or 0, p.hold_id or "") for p in postings)],
-                      separators=(",", ":"))
+    lines = sorted(f"{p.account}:{p.amount}:{p.lot_id or 0}:{p.hold_id or ''}" for p in postings)
+    body = f"{previous}|{transaction_id}|{member_id}|{kind}|{clock.iso(effective_at)}|{';'.join(lines)}"
     return hashlib.sha256(body.encode()).hexdigest()
 
 

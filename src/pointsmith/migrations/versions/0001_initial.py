@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 19:27:33.023554
+Create Date: 2026-11-22 19:55:20.120230
 """
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def upgrade() -> None:
     sa.Column('status', sa.Integer(), nullable=False),
     sa.Column('result', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', pointsmith.db.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('scope', 'key', name=op.f('pk_idempotency_keys'))
+    sa.PrimaryKeyConstraint('scope', 'key', name=op.f('pk_idempotency_keys')),
+    sqlite_with_rowid=False
     )
     op.create_table('members',
     sa.Column('id', sa.String(length=128), nullable=False),

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-22 19:43:15.010130
+Create Date: 2026-11-22 19:55:28.880750
 """
 from __future__ import annotations
 
@@ -77,23 +77,21 @@ def upgrade() -> None:
         batch_op.create_index('ix_ledger_lots_due_expiry', ['expires_at'], unique=False, sqlite_where=sa.text('remaining > 0'), postgresql_where=sa.text('remaining > 0'))
         batch_op.create_index('ix_ledger_lots_due_pending', ['available_at'], unique=False, sqlite_where=sa.text('pending > 0'), postgresql_where=sa.text('pending > 0'))
         batch_op.create_index('ix_ledger_lots_member', ['member_id', 'expires_at'], unique=False)
-        batch_op.create_index('ix_ledger_lots_member_reference', ['member_id', 'reference'], unique=False)
 
     op.create_table('ledger_postings',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('transaction_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('transaction_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('line', sa.SmallInteger(), autoincrement=False, nullable=False),
     sa.Column('member_id', sa.String(length=128), nullable=False),
     sa.Column('account', sa.String(length=16), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('lot_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('hold_id', sa.String(length=40), nullable=True),
     sa.Column('effective_at', pointsmith.db.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_postings'))
+    sa.PrimaryKeyConstraint('transaction_id', 'line', name=op.f('pk_ledger_postings')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('ledger_postings', schema=None) as batch_op:
-        batch_op.create_index('ix_ledger_postings_account', ['account', 'effective_at'], unique=False)
         batch_op.create_index('ix_ledger_postings_member', ['member_id', 'account', 'effective_at'], unique=False)
-        batch_op.create_index('ix_ledger_postings_transaction', ['transaction_id'], unique=False)
 
     op.create_table('ledger_transactions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
@@ -111,7 +109,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_transactions'))
     )
     with op.batch_alter_table('ledger_transactions', schema=None) as batch_op:
-        batch_op.create_index('ix_ledger_transactions_effective', ['effective_at'], unique=False)
         batch_op.create_index('ix_ledger_transactions_member', ['member_id', 'id'], unique=False)
 
     op.create_table('point_balances',
@@ -123,7 +120,8 @@ def upgrade() -> None:
     sa.Column('last_activity_at', pointsmith.db.UtcDateTime(timezone=True), nullable=True),
     sa.Column('last_hash', sa.String(length=64), server_default='', nullable=False),
     sa.Column('updated_at', pointsmith.db.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('member_id', name=op.f('pk_point_balances'))
+    sa.PrimaryKeyConstraint('member_id', name=op.f('pk_point_balances')),
+    sqlite_with_rowid=False
     )
     op.create_table('scheduled_jobs',
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -151,17 +149,13 @@ def downgrade() -> None:
     op.drop_table('point_balances')
     with op.batch_alter_table('ledger_transactions', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_transactions_member')
-        batch_op.drop_index('ix_ledger_transactions_effective')
 
     op.drop_table('ledger_transactions')
     with op.batch_alter_table('ledger_postings', schema=None) as batch_op:
-        batch_op.drop_index('ix_ledger_postings_transaction')
         batch_op.drop_index('ix_ledger_postings_member')
-        batch_op.drop_index('ix_ledger_postings_account')
 
     op.drop_table('ledger_postings')
     with op.batch_alter_table('ledger_lots', schema=None) as batch_op:
-        batch_op.drop_index('ix_ledger_lots_member_reference')
         batch_op.drop_index('ix_ledger_lots_member')
         batch_op.drop_index('ix_ledger_lots_due_pending', sqlite_where=sa.text('pending > 0'), postgresql_where=sa.text('pending > 0'))
         batch_op.drop_index('ix_ledger_lots_due_expiry', sqlite_where=sa.text('remaining > 0'), postgresql_where=sa.text('remaining > 0'))

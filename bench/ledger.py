@@ -1,0 +1,119 @@
+"""Ledger benchmark: batch credits, single credits and balance reads, against raw inserts.
+
+    python -m bench.ledger [--members 100000] [--backends sqlite,postgresql]
+
+The baseline is a raw executemany of exactly the rows the batch credits
+write (transactions, postings, lots, balances) into empty copies of those
+tables, in the same run, so the ratio shows what the ledger adds on top of
+the database itself.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.common import machine, median_ms, scratch_database, timed
+from pointsmith import clock
+from pointsmith.db import get_engine, read_only, unit_of_work
+from pointsmith.ledger import queries
+from pointsmith.ledger.service import CreditRequest, credit, credit_many
+from pointsmith.ledger.tables import ledger_lots, ledger_postings, ledger_transactions, point_balances
+from pointsmith.members.tables import members
+
+BATCH = 1000
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def create_members(url: str, n: int) -> None:
+    now = clock.now()
+    rows = [{"id": f"m{i:07d}", "status": "active", "attributes": {}, "invite_code": f"B{i:07d}",
+             "joined_at": now, "created_at": now, "updated_at": now} for i in range(n)]
+    with unit_of_work(get_engine(url)) as conn:
+        for i in range(0, n, 10_000):
+            conn.execute(members.insert(), rows[i:i + 10_000])
+
+
+def batch_credits(url: str, n: int) -> float:
+    engine = get_engine(url)
+
+    def run() -> None:
+        for start in range(0, n, BATCH):
+            with unit_of_work(engine) as conn:
+                credit_many(conn, [CreditRequest(f"m{i:07d}", 100, f"bench-{i}", at=T0)
+                                   for i in range(start, min(n, start + BATCH))])
+
+    return timed(run)
+
+
+def raw_baseline(url: str) -> float:
+    """Copy the rows the credits wrote into empty twins of their tables with a plain executemany."""
+    engine = get_engine(url)
+    tables = [ledger_transactions, ledger_postings, ledger_lots, point_balances]
+    with read_only(engine) as conn:
+        data = {t.name: [dict(r._mapping) for r in conn.execute(sa.select(t))] for t in tables}
+    twins = sa.MetaData()
+    copies = [sa.Table(f"raw_{t.name}", twins, *(sa.Column(c.name, c.type) for c in t.columns)) for t in tables]
+    twins.create_all(engine)
+
+    def run() -> None:
+        for copy, table in zip(copies, tables, strict=True):
+            rows = data[table.name]
+            for start in range(0, len(rows), BATCH * 2):
+                with unit_of_work(engine) as conn:
+                    conn.execute(copy.insert(), rows[start:start + BATCH * 2])
+
+    return timed(run)
+
+
+def single_credit_ms(url: str, runs: int) -> float:
+    engine = get_engine(url)
+
+    def one(i: int) -> None:
+        with unit_of_work(engine) as conn:
+            credit(conn, CreditRequest(f"m{i % 1000:07d}", 5, f"single-{i}"))
+
+    return median_ms(one, runs)
+
+
+def balance_read_ms(url: str, runs: int) -> float:
+    engine = get_engine(url)
+
+    def one(i: int) -> None:
+        with read_only(engine) as conn:
+            queries.balance(conn, f"m{i % 1000:07d}")
+
+    return median_ms(one, runs)
+
+
+def run_backend(backend: str, n: int) -> dict[str, Any]:
+    with scratch_database(backend) as url:
+        create_members(url, n)
+        seconds = batch_credits(url, n)
+        baseline = raw_baseline(url)
+        postings = 2 * n
+        return {
+            "backend": backend, "members": n, "batch_seconds": round(seconds, 2),
+            "postings_per_second": round(postings / seconds),
+            "raw_insert_seconds": round(baseline, 2),
+            "raw_rows_per_second": round((3 * n + n) / baseline),
+            "ledger_vs_raw": round(seconds / baseline, 2),
+            "single_credit_median_ms": round(single_credit_ms(url, 1000), 3),
+            "balance_read_median_ms": round(balance_read_ms(url, 2000), 3),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    results = [run_backend(b, args.members) for b in args.backends.split(",")]
+    print(json.dumps({"machine": machine(), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
