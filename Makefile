@@ -1,7 +1,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install demo test lint conformance clean
+.PHONY: help install demo test lint conformance bench clean
 
 help:           ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,10 @@ lint: install   ## ruff and mypy
 	$(PY) -m ruff check src tests bench && $(PY) -m mypy
 
 conformance: install  ## the contract conformance suite on SQLite
-	PATH=$(VENV)/bin:$$PATH ../shared/conformance/run foundation
+	PATH=$(VENV)/bin:$$PATH ../shared/conformance/run foundation ledger
+
+bench: install  ## the benchmarks (see bench/README.md)
+	$(PY) -m bench.ledger
 
 clean:          ## remove caches and local databases
 	rm -rf .pytest_cache .mypy_cache .ruff_cache pointsmith.db*

@@ -139,6 +139,15 @@ def is_postgres(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def in_list(conn: Connection, column: sa.ColumnElement[Any], values: list[str]) -> sa.ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `= ANY(array)`, one parameter however long the list."""
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.cast(sa.bindparam("in_list", values, literal_execute=False), ARRAY(sa.Text)))
+    return column.in_(values)
+
+
 def advisory_lock(conn: Connection, name: str) -> None:
     """Serialise writers of one named thing until the transaction ends.
 
@@ -186,17 +195,35 @@ def read_only(engine: Engine) -> Iterator[Connection]:
 # is what makes batch writes run near the database's own speed.
 
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        # the text UtcDateTime stores on SQLite: naive UTC, always six fractional digits so text order is time order
-        return ensure_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
-    if isinstance(value, dict | list):
-        return dumps(value)
-    return value
+def _sqlite_time(value: datetime | None) -> str | None:
+    # the text UtcDateTime stores on SQLite: naive UTC, always six fractional digits so text order is time order
+    return None if value is None else ensure_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _postgres_value(value: Any) -> Any:
-    return dumps(value) if isinstance(value, dict | list) else value
+def _json_text(value: Any) -> str | None:
+    return None if value is None else dumps(value)
+
+
+def _converters(conn: Connection, table: sa.Table, columns: list[str]) -> list[Any]:
+    """Per column, what turns a Python value into what the driver takes (None: nothing to do)."""
+    postgres = is_postgres(conn)
+    out: list[Any] = []
+    for name in columns:
+        kind = table.c[name].type
+        if isinstance(kind, sa.JSON) or isinstance(getattr(kind, "impl", None), sa.JSON):
+            out.append(_json_text)
+        elif isinstance(kind, UtcDateTime) and not postgres:
+            out.append(_sqlite_time)
+        elif isinstance(kind, sa.Boolean) and not postgres:
+            out.append(lambda v: None if v is None else int(v))
+        else:
+            out.append(None)
+    return out
+
+
+def _tuples(rows: list[dict[str, Any]], columns: list[str], converters: list[Any]) -> list[tuple[Any, ...]]:
+    pairs = list(zip(columns, converters, strict=True))
+    return [tuple(row[c] if f is None else f(row[c]) for c, f in pairs) for row in rows]
 
 
 def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -204,16 +231,17 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
     if not rows:
         return
     columns = list(rows[0])
+    values = _tuples(rows, columns, _converters(conn, table, columns))
     names = ", ".join(columns)
     if is_postgres(conn):
         driver = conn.connection.driver_connection
         assert driver is not None
         with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([_postgres_value(row[c]) for c in columns])
+            for row in values:
+                copy.write_row(row)
         return
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
-    conn.exec_driver_sql(sql, [tuple(_sqlite_value(row[c]) for c in columns) for row in rows])
+    conn.exec_driver_sql(sql, values)
 
 
 def bulk_update(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], *,
@@ -223,10 +251,10 @@ def bulk_update(conn: Connection, table: sa.Table, key: str, rows: list[dict[str
         return
     columns = [c for c in rows[0] if c != key]
     mark = "%s" if is_postgres(conn) else "?"
-    value = _postgres_value if is_postgres(conn) else _sqlite_value
     sets = ", ".join(f"{c} = {c} + {mark}" if increment else f"{c} = {mark}" for c in columns)
     sql = f"UPDATE {table.name} SET {sets} WHERE {key} = {mark}"  # noqa: S608
-    conn.exec_driver_sql(sql, [tuple(value(row[c]) for c in [*columns, key]) for row in rows])
+    ordered = [*columns, key]
+    conn.exec_driver_sql(sql, _tuples(rows, ordered, _converters(conn, table, ordered)))
 
 
 # --- migrations -------------------------------------------------------------

@@ -6,11 +6,12 @@ from datetime import timedelta
 from importlib import resources
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import clock
 from pointsmith.auth import service as auth
 from pointsmith.db import migrate, unit_of_work
+from pointsmith.ledger.service import CreditRequest, credit_many, spend
 from pointsmith.members import service as members
 from pointsmith.program import service as programs
 from pointsmith.program.validation import load_program
@@ -30,6 +31,21 @@ def member_attributes(rng: random.Random) -> dict[str, Any]:
             "years_of_experience": rng.randint(0, 25)}
 
 
+def _seed_points(conn: Connection, count: int) -> None:
+    """Welcome points for everyone, and a first redemption for a third of them.
+
+    Amounts and times derive from each member alone, so a rerun repeats the same
+    requests under the same idempotency keys and adds nothing.
+    """
+    ids = [f"demo-{n:05d}" for n in range(1, count + 1)]
+    joined = {m: members.get(conn, m).joined_at for m in ids}
+    credit_many(conn, [CreditRequest(m, 100 + random.Random(m).randrange(0, 50) * 20, "demo-welcome",
+                                     at=joined[m] + timedelta(hours=1), reference="welcome") for m in ids])
+    for m in ids[::3]:
+        spend(conn, m, random.Random(m + "spend").randint(10, 100), key="demo-first-redemption",
+              reference=f"demo-order-{m}", at=joined[m] + timedelta(days=1))
+
+
 def seed(engine: Engine, *, members_wanted: int = 300, seed_value: int = 7) -> dict[str, Any]:
     """Create or top up the demo data; running it again reuses what is there."""
     migrate(engine)
@@ -47,6 +63,7 @@ def seed(engine: Engine, *, members_wanted: int = 300, seed_value: int = 7) -> d
             if not members.exists(conn, member_id):
                 members.create(conn, member_id, attributes=attributes, joined_at=joined)
                 created += 1
+        _seed_points(conn, members_wanted)
         _, admin_key = auth.create_key(conn, "admin", name="demo admin", actor=DEMO_ACTOR)
         _, client_key = auth.create_key(conn, "client", name="demo client", actor=DEMO_ACTOR)
         total = members.count(conn)

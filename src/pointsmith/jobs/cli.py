@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from pointsmith.cli_support import AtOption, DbOption, JsonFlag, engine, print_json, time_option
+from pointsmith.cli_support import DbOption, JsonFlag, engine, print_json, time_option
 from pointsmith.jobs import service
 
 app = typer.Typer(help="Scheduled work (expiry, pending points, holds...).", no_args_is_help=True)
 
 
+NowOption = Annotated[str | None, typer.Option("--now", help="Catch up to this time (ISO 8601; default: now)")]
+
+
 @app.command()
-def run(now: AtOption = None, db: DbOption = None, as_json: JsonFlag = False) -> None:
+def run(now: NowOption = None, db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Run all scheduled work due up to --now (default: now), each item at the time it was due."""
     when = time_option(now, "--now")
     console = Console(stderr=True)

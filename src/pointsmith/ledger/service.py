@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock, idempotency
-from pointsmith.db import bulk_insert
+from pointsmith.db import bulk_insert, is_postgres
 from pointsmith.errors import IdempotencyConflict, InsufficientPoints, ValidationFailed
 from pointsmith.idempotency import Outcome, idempotency_keys, request_hash
 from pointsmith.ledger.common import check_points, lock_member_points, transaction_view
@@ -131,12 +132,19 @@ def credit_many(conn: Connection, requests: Sequence[CreditRequest],
 def _stored(conn: Connection, requests: Sequence[CreditRequest], digests: list[str]
             ) -> dict[tuple[str, str], tuple[Outcome, str]]:
     """Earlier outcomes of these (member, key) pairs, with the digest of the request that made them."""
-    idents = list({(r.member_id, r.key) for r in requests})
+    wanted = sorted({(r.member_id, r.key) for r in requests})
     found: dict[tuple[str, str], tuple[Outcome, str]] = {}
     k = idempotency_keys.c
-    for start in range(0, len(idents), 2000):
-        rows = conn.execute(sa.select(k.scope, k.key, k.request_hash, k.status, k.result)
-                            .where(sa.tuple_(k.scope, k.key).in_(idents[start:start + 2000])))
+    for start in range(0, len(wanted), 2000):
+        chunk = wanted[start:start + 2000]
+        if is_postgres(conn):  # one pair of array parameters, joined on the primary key
+            pairs = sa.select(sa.func.unnest(sa.cast(sa.bindparam("s", [m for m, _ in chunk]), ARRAY(sa.Text)),
+                                             sa.cast(sa.bindparam("k", [x for _, x in chunk]), ARRAY(sa.Text)))
+                              .table_valued("scope", "key").render_derived()).subquery()
+            match = sa.tuple_(k.scope, k.key).in_(sa.select(pairs.c.scope, pairs.c.key))
+        else:
+            match = sa.tuple_(k.scope, k.key).in_(chunk)
+        rows = conn.execute(sa.select(k.scope, k.key, k.request_hash, k.status, k.result).where(match))
         found.update({(r.scope, r.key): (Outcome(r.status, r.result, replayed=True), r.request_hash) for r in rows})
     return found
 

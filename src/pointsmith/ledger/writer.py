@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import bulk_insert, bulk_update, is_postgres
+from pointsmith.db import bulk_insert, bulk_update, in_list, is_postgres
 from pointsmith.errors import UnknownMember
 from pointsmith.ledger.tables import (
     ledger_lots,
@@ -119,7 +119,7 @@ def lock_states(conn: Connection, member_ids: Iterable[str]) -> dict[str, PointS
         return {}
     found: set[str] = set()
     for chunk in _chunks(ids, 5000):
-        query = sa.select(members.c.id).where(members.c.id.in_(chunk)).order_by(members.c.id)
+        query = sa.select(members.c.id).where(in_list(conn, members.c.id, chunk)).order_by(members.c.id)
         if is_postgres(conn):
             query = query.with_for_update()
         found.update(conn.execute(query).scalars())
@@ -132,7 +132,8 @@ def lock_states(conn: Connection, member_ids: Iterable[str]) -> dict[str, PointS
 def read_states(conn: Connection, ids: Sequence[str]) -> dict[str, PointState]:
     states = {m: PointState(m) for m in ids}
     for chunk in _chunks(list(ids), 5000):
-        for row in conn.execute(sa.select(point_balances).where(point_balances.c.member_id.in_(chunk))).mappings():
+        for row in conn.execute(sa.select(point_balances).where(in_list(conn, point_balances.c.member_id, chunk))
+                                ).mappings():
             states[row["member_id"]] = PointState(
                 row["member_id"], row["available"], row["pending"], row["held"], row["debt"],
                 row["last_activity_at"], row["last_hash"], exists=True)
