@@ -77,3 +77,15 @@ class InsufficientPoints(Conflict):
 
 class HoldNotActive(Conflict):
     code, title = "hold_not_active", "Hold is not active"
+
+
+class UnknownOrder(ValidationFailed):
+    code, title = "unknown_order", "Unknown order"
+
+
+class RefundExceedsOrder(ValidationFailed):
+    code, title = "refund_exceeds_order", "Refund exceeds the order"
+
+
+class DuplicateOrder(ValidationFailed):
+    code, title = "duplicate_order", "Order already recorded"

@@ -2,6 +2,7 @@
 from pointsmith.audit import audit_log
 from pointsmith.auth.tables import api_keys
 from pointsmith.events.tables import events
+from pointsmith.growth.tables import growth_entries
 from pointsmith.idempotency import idempotency_keys
 from pointsmith.jobs.tables import scheduled_jobs
 from pointsmith.ledger.tables import (
@@ -13,8 +14,10 @@ from pointsmith.ledger.tables import (
 )
 from pointsmith.members.tables import members
 from pointsmith.program.tables import program_versions
+from pointsmith.rules.tables import orders, rule_awards, rule_budgets
 
 __all__ = [
-    "api_keys", "audit_log", "events", "idempotency_keys", "ledger_holds", "ledger_lots", "ledger_postings",
-    "ledger_transactions", "members", "point_balances", "program_versions", "scheduled_jobs",
+    "api_keys", "audit_log", "events", "growth_entries", "idempotency_keys", "ledger_holds", "ledger_lots",
+    "ledger_postings", "ledger_transactions", "members", "orders", "point_balances", "program_versions",
+    "rule_awards", "rule_budgets", "scheduled_jobs",
 ]

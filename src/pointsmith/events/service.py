@@ -20,6 +20,7 @@ from pointsmith.events.validation import Event, parse_event
 from pointsmith.members import service as members
 from pointsmith.members.service import Member, Status
 from pointsmith.program import service as programs
+from pointsmith.rules import service as rules
 
 Status_ = Literal["accepted", "duplicate"]
 
@@ -68,6 +69,7 @@ def ingest(conn: Connection, event: Event) -> Ingested:
     outcome: dict[str, Any] = {"member_created": created,
                                "program_version": version.version if version else None,
                                "effects": _member_effects(conn, event, member)}
+    outcome.update(rules.apply(conn, event, member, version))
     conn.execute(events.insert().values(
         id=event.id, member_id=event.member_id, type=event.type, occurred_at=event.occurred_at,
         received_at=clock.now(), attributes=event.attributes, body_hash=event.body_hash, outcome=outcome))

@@ -211,7 +211,7 @@ def reverse_draft(conn: Connection, state: PointState, points: int, *, at: datet
 
 def reverse(conn: Connection, member_id: str, points: int, *, key: str, reference: str | None = None,
             reason: str | None = None, at: datetime | None = None, actor: str | None = None,
-            allow_debt: bool = True) -> Outcome:
+            allow_debt: bool = True, event_id: str | None = None, rule_key: str | None = None) -> Outcome:
     """Claw back points (a refund, a penalty): from the reference's lot first, then others, then debt."""
     check_points(points)
     when = clock.ensure_utc(at) if at else clock.now()
@@ -221,7 +221,8 @@ def reverse(conn: Connection, member_id: str, points: int, *, key: str, referenc
 
     def run() -> dict[str, Any]:
         draft, short = reverse_draft(conn, state, points, at=when, policy=policy_at(conn, when), kind="reverse",
-                                     reference=reference, allow_debt=allow_debt, actor=actor, reason=reason)
+                                     reference=reference, allow_debt=allow_debt, actor=actor, reason=reason,
+                                     event_id=event_id, rule_key=rule_key)
         if short or draft is None:
             raise InsufficientPoints(f"member {member_id!r} has {points - short} points to take back, "
                                      f"{points} asked")

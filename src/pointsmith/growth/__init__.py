@@ -1,0 +1,1 @@
+"""Growth value: earned with points, never spent; it lifts members through tiers."""

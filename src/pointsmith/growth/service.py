@@ -1,0 +1,49 @@
+"""The growth ledger: append-only entries per member; the tier is computed from them."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pointsmith.growth.tables import growth_entries
+from pointsmith.program.schema import Program
+from pointsmith.tiers.policy import Entry, TierState, tier_at
+
+g = growth_entries.c
+
+
+def history(conn: Connection, member_id: str, *, until: datetime | None = None) -> list[Entry]:
+    query = sa.select(g.effective_at, g.amount).where(g.member_id == member_id).order_by(g.effective_at, g.id)
+    if until is not None:
+        query = query.where(g.effective_at <= until)
+    return [(t, int(a)) for t, a in conn.execute(query)]
+
+
+def record(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(growth_entries.insert(), rows)
+
+
+def gained_in_day(conn: Connection, member_id: str, at: datetime, tz: ZoneInfo) -> int:
+    """Growth gained (positive entries) on the local day of `at`: what the daily cap counts."""
+    local = at.astimezone(tz)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=1)
+    total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(g.amount), 0))
+                         .where(g.member_id == member_id, g.amount > 0, g.kind == "earn",
+                                g.effective_at >= start, g.effective_at < end)).scalar_one()
+    return int(total)
+
+
+def tier(conn: Connection, program: Program, member_id: str, at: datetime) -> TierState:
+    return tier_at(program.tiers, ZoneInfo(program.program.timezone), history(conn, member_id, until=at), at)
+
+
+def lifetime(conn: Connection, member_id: str, *, at: datetime | None = None) -> int:
+    query = sa.select(sa.func.coalesce(sa.func.sum(g.amount), 0)).where(g.member_id == member_id)
+    if at is not None:
+        query = query.where(g.effective_at <= at)
+    return int(conn.execute(query).scalar_one())

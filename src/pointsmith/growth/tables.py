@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from pointsmith.db import UtcDateTime, metadata
+
+BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+growth_entries = sa.Table(
+    "growth_entries", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("member_id", sa.String(128), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),          # negative for a refund
+    sa.Column("effective_at", UtcDateTime, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),             # earn | refund | adjust
+    sa.Column("event_id", sa.String(255), nullable=True),
+    sa.Column("rule_key", sa.String(64), nullable=True),
+    sa.Column("reference", sa.String(255), nullable=True),
+    sa.Index("ix_growth_entries_member", "member_id", "effective_at"),
+)

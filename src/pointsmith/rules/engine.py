@@ -1,0 +1,104 @@
+"""The rule engine, pure: an event, the member and the program version in, proposed awards out.
+
+Expressions are compiled once per program version (`compile_rules`). Limits
+that need history (per-member caps, budgets, the growth cap) are applied by
+rules/service.py, which knows the usage so far.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pointsmith.clock import ensure_utc
+from pointsmith.events.validation import Event
+from pointsmith.expressions import Expression, ExpressionError, compile_expression, to_points
+from pointsmith.program.schema import Program, Rule
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    position: int
+    when: Expression | None
+    points: Expression
+    growth: Expression
+
+    def active_at(self, t: datetime) -> bool:
+        window = self.rule.active
+        if window is None:
+            return True
+        if window.from_ is not None and t < ensure_utc(window.from_):
+            return False
+        return not (window.until is not None and t >= ensure_utc(window.until))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What one rule makes of one event, before per-member limits."""
+
+    rule: Rule
+    status: str            # proposed | skipped
+    points: int = 0
+    growth: int = 0
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Tier:
+    key: str
+    multiplier: Decimal
+
+
+_compiled: dict[int, dict[str, list[CompiledRule]]] = {}
+_lock = threading.Lock()
+
+
+def compile_rules(program: Program) -> dict[str, list[CompiledRule]]:
+    """Rules by event type, in file order, expressions compiled (cached per program object)."""
+    key = id(program)
+    with _lock:
+        cached = _compiled.get(key)
+    if cached is not None:
+        return cached
+    by_type: dict[str, list[CompiledRule]] = {}
+    for position, rule in enumerate(program.rules):
+        by_type.setdefault(rule.event, []).append(CompiledRule(
+            rule, position, compile_expression(rule.when) if rule.when is not None else None,
+            compile_expression(rule.points), compile_expression(rule.growth)))
+    with _lock:
+        _compiled[key] = by_type
+    return by_type
+
+
+def environment(event: Event, member: Mapping[str, Any], tier: Tier) -> dict[str, Mapping[str, Any]]:
+    return {"event": {**event.attributes, "type": event.type, "id": event.id, "member_id": event.member_id},
+            "member": {**member, "tier": tier.key},
+            "tier": {"key": tier.key, "multiplier": tier.multiplier}}
+
+
+def propose(program: Program, event: Event, member: Mapping[str, Any], tier: Tier) -> list[Proposal]:
+    """Every rule for the event's type, in file order: what it would award, or why it does not."""
+    rules = compile_rules(program).get(event.type, [])
+    if not rules:
+        return []
+    env = environment(event, member, tier)
+    out: list[Proposal] = []
+    for compiled in rules:
+        rule = compiled.rule
+        if not compiled.active_at(event.occurred_at):
+            out.append(Proposal(rule, "skipped", reason="outside the rule's active window"))
+            continue
+        try:
+            if compiled.when is not None and not compiled.when.evaluate(env):
+                out.append(Proposal(rule, "skipped", reason="`when` is false"))
+                continue
+            points, growth = to_points(compiled.points.evaluate(env)), to_points(compiled.growth.evaluate(env))
+        except ExpressionError as e:
+            out.append(Proposal(rule, "skipped", reason=f"expression failed: {e}"))
+            continue
+        out.append(Proposal(rule, "proposed", points, growth))
+    return out

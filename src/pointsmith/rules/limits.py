@@ -1,0 +1,62 @@
+"""Limit periods in the program's time zone, and cutting an award to what its limits allow (pure)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+BEGINNING = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+def period_bounds(period: str, t: datetime, tz: ZoneInfo) -> tuple[datetime, datetime | None]:
+    """[start, end) of the day / week (ISO, from Monday) / month / year holding `t`; lifetime: all time."""
+    if period == "lifetime":
+        return BEGINNING, None
+    local = t.astimezone(tz)
+    day = datetime(local.year, local.month, local.day, tzinfo=tz)
+    if period == "day":
+        start, end = day, day + timedelta(days=1)
+    elif period == "week":
+        start = day - timedelta(days=local.weekday())
+        end = start + timedelta(days=7)
+    elif period == "month":
+        start = day.replace(day=1)
+        end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    elif period == "year":
+        start = day.replace(month=1, day=1)
+        end = start.replace(year=start.year + 1)
+    else:
+        raise ValueError(f"unknown period {period!r}")
+    # local midnights in UTC (a wall-clock date converted through the zone handles DST)
+    return (datetime(start.year, start.month, start.day, tzinfo=tz).astimezone(UTC),
+            datetime(end.year, end.month, end.day, tzinfo=tz).astimezone(UTC))
+
+
+@dataclass(frozen=True)
+class Usage:
+    points: int
+    times: int
+
+
+@dataclass(frozen=True)
+class Cut:
+    points: int
+    limit: str | None  # which limit cut it, e.g. "points.day", "times.day", "budget"
+
+
+def apply_limits(points: int, *, points_limits: Mapping[Any, int], times_limits: Mapping[Any, int],
+                 usage: Mapping[str, Usage], budget_left: int | None) -> Cut:
+    """Cut `points` (≥ 0) to what every limit allows; the first limit that bites is named."""
+    for period, most in times_limits.items():
+        if usage[period].times >= most:
+            return Cut(0, f"times.{period}")
+    allowed, limit = points, None
+    for period, most in points_limits.items():
+        room = max(most - usage[period].points, 0)
+        if room < allowed:
+            allowed, limit = room, f"points.{period}"
+    if budget_left is not None and budget_left < allowed:
+        allowed, limit = max(budget_left, 0), "budget"
+    return Cut(allowed, limit)

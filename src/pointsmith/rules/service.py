@@ -1,0 +1,210 @@
+"""Applying the rules to an event: limits, budgets, the growth cap, refunds, and what each rule did.
+
+Called by event ingestion with the member already locked. Points go through
+the ledger (so every posting records the event, the rule and the program
+version); growth goes to the growth ledger; `rule_awards` keeps the usage
+that limits count, net of refunds.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pointsmith.errors import DuplicateOrder, RefundExceedsOrder, UnknownOrder
+from pointsmith.events.validation import Event
+from pointsmith.growth import service as growth
+from pointsmith.ledger.service import CreditRequest, credit_many, reverse
+from pointsmith.members.service import Member
+from pointsmith.program.schema import Program, Rule
+from pointsmith.program.service import Version
+from pointsmith.rules.engine import Proposal, Tier, propose
+from pointsmith.rules.limits import Usage, apply_limits, period_bounds
+from pointsmith.rules.tables import orders, rule_awards, rule_budgets
+
+a, o = rule_awards.c, orders.c
+
+
+def apply(conn: Connection, event: Event, member: Member, version: Version | None) -> dict[str, Any]:
+    """Award what the rules give for `event`; returns the outcome's explanation."""
+    if version is None:
+        return {"rules": [], "points": 0, "growth": 0, "note": "no program was in force at occurred_at"}
+    program = version.program
+    tz = ZoneInfo(program.program.timezone)
+    state = growth.tier(conn, program, member.id, event.occurred_at)
+    level = program.tiers.levels[state.level]
+    outcome: dict[str, Any] = {"tier": level.key}
+    if event.type == "order.refunded":
+        outcome["refund"] = _refund(conn, event, member)
+    proposals = propose(program, event, member.expression_names(), Tier(level.key, level.multiplier))
+    order_id = str(event.attributes["order_id"]) if event.type == "order.paid" else None
+    if order_id is not None and conn.execute(sa.select(o.event_id).where(o.member_id == member.id,
+                                                                        o.order_id == order_id)).first():
+        raise DuplicateOrder(f"order {order_id!r} of member {member.id!r} was already paid in another event")
+    growth_room = _growth_room(conn, program, member.id, event, tz)
+    results: list[dict[str, Any]] = []
+    credits: list[CreditRequest] = []
+    growth_rows: list[dict[str, Any]] = []
+    award_rows: list[dict[str, Any]] = []
+    for proposal in proposals:
+        result = _explain(proposal)
+        if proposal.status == "proposed":
+            points, cut_by = _limit(conn, program, proposal, member.id, event, tz)
+            grown = proposal.growth
+            if grown > 0 and growth_room is not None:
+                grown = min(grown, growth_room)
+                growth_room -= grown
+                if grown < proposal.growth:
+                    result["growth_cut_by"] = "growth.daily_cap"
+            result.update(points=points, growth=grown, status="awarded" if points or grown else "cut")
+            if cut_by:
+                result["cut_by"] = cut_by
+            if points or grown:
+                _write(conn, proposal.rule, points, grown, event, member, version.version, order_id,
+                       credits, growth_rows, award_rows)
+        results.append(result)
+    if credits:
+        credit_many(conn, credits)
+    growth.record(conn, growth_rows)
+    if award_rows:
+        conn.execute(rule_awards.insert(), award_rows)
+    if order_id is not None:
+        conn.execute(orders.insert().values(
+            member_id=member.id, order_id=order_id, event_id=event.id, occurred_at=event.occurred_at,
+            amount=Decimal(event.attributes["amount"]), refunded=Decimal(0),
+            points=sum(r["points"] for r in award_rows if r["points"] > 0),
+            growth=sum(r["growth"] for r in award_rows), points_back=0, growth_back=0))
+    outcome.update(rules=results, points=sum(r.get("points", 0) for r in results),
+                   growth=sum(r.get("growth", 0) for r in results))
+    return outcome
+
+
+def _explain(p: Proposal) -> dict[str, Any]:
+    result: dict[str, Any] = {"rule": p.rule.key, "status": p.status}
+    if p.status == "proposed":
+        result["proposed_points"], result["proposed_growth"] = p.points, p.growth
+    else:
+        result["reason"] = p.reason
+    return result
+
+
+def _limit(conn: Connection, program: Program, p: Proposal, member_id: str, event: Event, tz: ZoneInfo
+           ) -> tuple[int, str | None]:
+    limits = p.rule.limits
+    if not (limits.points or limits.times or limits.budget):
+        return p.points, None
+    usage = _usage(conn, member_id, p.rule.key, {*limits.points, *limits.times}, event, tz)
+    if p.points < 0:  # a deduction: only how often it may happen is limited
+        cut = apply_limits(0, points_limits={}, times_limits=limits.times, usage=usage, budget_left=None)
+        return (0, cut.limit) if cut.limit else (p.points, None)
+    budget_left = None
+    if limits.budget is not None:
+        budget_left = limits.budget - _budget_used(conn, p.rule.key)
+    cut = apply_limits(p.points, points_limits=limits.points, times_limits=limits.times, usage=usage,
+                       budget_left=budget_left)
+    if limits.budget is not None and cut.points > 0:
+        conn.execute(rule_budgets.update().where(rule_budgets.c.rule_key == p.rule.key)
+                     .values(used=rule_budgets.c.used + cut.points))
+    return cut.points, cut.limit
+
+
+def _usage(conn: Connection, member_id: str, rule_key: str, periods: set[str], event: Event, tz: ZoneInfo
+           ) -> Mapping[str, Usage]:
+    out: dict[str, Usage] = {}
+    for period in periods:
+        start, end = period_bounds(period, event.occurred_at, tz)
+        query = (sa.select(sa.func.coalesce(sa.func.sum(sa.case((a.points > 0, a.points - a.points_refunded),
+                                                                else_=0)), 0),
+                           sa.func.coalesce(sa.func.sum(a.counted), 0))
+                 .where(a.member_id == member_id, a.rule_key == rule_key, a.occurred_at >= start))
+        if end is not None:
+            query = query.where(a.occurred_at < end)
+        points, times = conn.execute(query).one()
+        out[period] = Usage(int(points), int(times))
+    return out
+
+
+def _budget_used(conn: Connection, rule_key: str) -> int:
+    """Lock the rule's budget row (created on first use) and read what it has given."""
+    query = sa.select(rule_budgets.c.used).where(rule_budgets.c.rule_key == rule_key)
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("INSERT INTO rule_budgets (rule_key, used) VALUES (:k, 0) ON CONFLICT DO NOTHING"),
+                     {"k": rule_key})
+        return int(conn.execute(query.with_for_update()).scalar_one())
+    used = conn.execute(query).scalar()
+    if used is None:
+        conn.execute(rule_budgets.insert().values(rule_key=rule_key, used=0))
+        return 0
+    return int(used)
+
+
+def _growth_room(conn: Connection, program: Program, member_id: str, event: Event, tz: ZoneInfo) -> int | None:
+    cap = program.growth.daily_cap
+    if cap is None:
+        return None
+    return max(cap - growth.gained_in_day(conn, member_id, event.occurred_at, tz), 0)
+
+
+def _write(conn: Connection, rule: Rule, points: int, grown: int, event: Event, member: Member, version: int,
+           order_id: str | None, credits: list[CreditRequest], growth_rows: list[dict[str, Any]],
+           award_rows: list[dict[str, Any]]) -> None:
+    key = f"event:{event.id}:{rule.key}"
+    if points > 0:
+        credits.append(CreditRequest(member.id, points, key, at=event.occurred_at, pending=rule.pending,
+                                     reference=order_id, event_id=event.id, rule_key=rule.key))
+    elif points < 0:
+        reverse(conn, member.id, -points, key=key, reason=f"rule {rule.key}", at=event.occurred_at,
+                event_id=event.id, rule_key=rule.key)
+    if grown:
+        growth_rows.append({"member_id": member.id, "amount": grown, "effective_at": event.occurred_at,
+                            "kind": "earn", "event_id": event.id, "rule_key": rule.key, "reference": order_id})
+    award_rows.append({"member_id": member.id, "event_id": event.id, "rule_key": rule.key,
+                       "program_version": version, "occurred_at": event.occurred_at, "order_id": order_id,
+                       "points": points, "growth": grown, "points_refunded": 0, "counted": 1})
+
+
+def _share(total: int, part: Decimal, whole: Decimal) -> int:
+    """floor(total * part / whole), exactly."""
+    if whole == 0:
+        return 0
+    return int((Decimal(total) * part / whole).to_integral_value(ROUND_FLOOR))
+
+
+def _refund(conn: Connection, event: Event, member: Member) -> dict[str, Any]:
+    """Take back, cumulatively and exactly, floor(P * R / A) points and growth of the order."""
+    order_id = str(event.attributes["order_id"])
+    row = conn.execute(sa.select(orders).where(o.member_id == member.id, o.order_id == order_id)).mappings().first()
+    if row is None:
+        raise UnknownOrder(f"member {member.id!r} has no order {order_id!r}")
+    amount, refunded = Decimal(row["amount"]), Decimal(row["refunded"]) + Decimal(event.attributes["amount"])
+    if refunded > amount:
+        raise RefundExceedsOrder(f"order {order_id!r}: refunds of {refunded} exceed its amount {amount}")
+    points_back = _share(row["points"], refunded, amount) - row["points_back"]
+    growth_back = _share(row["growth"], refunded, amount) - row["growth_back"]
+    if points_back > 0:
+        reverse(conn, member.id, points_back, key=f"event:{event.id}:refund", reference=order_id,
+                reason=f"refund of order {order_id}", at=event.occurred_at, event_id=event.id)
+    if growth_back > 0:
+        growth.record(conn, [{"member_id": member.id, "amount": -growth_back, "effective_at": event.occurred_at,
+                              "kind": "refund", "event_id": event.id, "rule_key": None, "reference": order_id}])
+    _release_usage(conn, member.id, row["event_id"], refunded, amount)
+    conn.execute(orders.update().where(o.member_id == member.id, o.order_id == order_id).values(
+        refunded=refunded, points_back=row["points_back"] + points_back, growth_back=row["growth_back"] + growth_back))
+    return {"order_id": order_id, "points_back": points_back, "growth_back": growth_back,
+            "refunded": refunded, "order_amount": amount}
+
+
+def _release_usage(conn: Connection, member_id: str, order_event_id: str, refunded: Decimal, amount: Decimal) -> None:
+    """A refunded order stops counting against the member's caps (and the rule's budget) in proportion."""
+    for award_id, rule_key, points, before in conn.execute(
+            sa.select(a.id, a.rule_key, a.points, a.points_refunded)
+            .where(a.member_id == member_id, a.event_id == order_event_id)).all():
+        now_refunded = _share(points, refunded, amount) if points > 0 else 0
+        conn.execute(rule_awards.update().where(a.id == award_id).values(
+            points_refunded=now_refunded, counted=0 if refunded >= amount else 1))
+        conn.execute(rule_budgets.update().where(rule_budgets.c.rule_key == rule_key)
+                     .values(used=rule_budgets.c.used - (now_refunded - before)))

@@ -1,0 +1,1 @@
+"""Tiers: a pure policy over growth history, and the member's tier at a time."""
