@@ -19,7 +19,7 @@ lint: install   ## ruff and mypy
 	$(PY) -m ruff check src tests bench && $(PY) -m mypy
 
 conformance: install  ## the contract conformance suite on SQLite
-	PATH=$(VENV)/bin:$$PATH ../shared/conformance/run foundation ledger
+	PATH=$(VENV)/bin:$$PATH ../shared/conformance/run foundation ledger rules lots
 
 bench: install  ## the benchmarks (see bench/README.md)
 	$(PY) -m bench.ledger

@@ -133,3 +133,21 @@ def test_events_over_http_are_idempotent_by_id(server: Live) -> None:
     batch = server.call("POST", "/v1/events/batch", key=server.client,
                         json={"events": [ev, {"id": "x"}]}).json()
     assert (batch["duplicate"], batch["rejected"]) == (1, 1)
+
+
+def test_the_same_event_sent_ten_times_at_once_credits_once(live: tuple[Live, object]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.factories import SIMPLE_PROGRAM
+
+    server = live[0]
+    server.call("PUT", "/v1/program", key=server.admin, content=SIMPLE_PROGRAM)
+    mid = new_id()
+    ev = {"id": "same-" + mid, "type": "order.paid", "member_id": mid, "occurred_at": "2026-01-01T00:00:00Z",
+          "attributes": {"order_id": "o1", "amount": 77}}
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(lambda _: server.call("POST", "/v1/events", key=server.client, json=ev).status_code,
+                                 range(10)))
+    assert sorted(statuses) == [200] * 9 + [201], statuses
+    member = server.call("GET", f"/v1/members/{mid}", key=server.client).json()
+    assert member["points"]["available"] == 77 and member["growth"]["lifetime"] == 77

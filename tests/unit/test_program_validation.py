@@ -89,3 +89,11 @@ def test_yaml_syntax_errors_name_the_line() -> None:
 
 def test_the_root_must_be_a_mapping() -> None:
     assert problems_of("- 1\n- 2\n") == ["(root): must be a mapping with a `program:` section"]
+
+
+def test_the_fixture_copy_of_the_contract_example_is_current() -> None:
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "contract_example.yaml"
+    if CONTRACT.exists():
+        source = re.search(r"```yaml\n(.*?)```", CONTRACT.read_text(), re.S)
+        assert source and source.group(1) == fixture.read_text()
+    load_program(fixture.read_text())

@@ -13,6 +13,7 @@ from pointsmith.cli_support import DbOption, JsonFlag, engine, print_json
 from pointsmith.db import unit_of_work
 from pointsmith.errors import DomainError, ValidationFailed
 from pointsmith.events import service
+from pointsmith.events.replay import ReplayClock
 from pointsmith.events.validation import parse_line
 
 app = typer.Typer(help="Ingest events.", no_args_is_help=True)
@@ -44,6 +45,8 @@ def _batches(items: Iterator[tuple[int, Any]]) -> Iterator[list[tuple[int, Any]]
 
 @app.command("import")
 def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for standard input")],
+            replay: Annotated[bool, typer.Option("--replay", help="Follow event time: run scheduled work "
+                                                 "as time passes (for a history in time order)")] = False,
             db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Ingest an NDJSON file of events; rejects are listed with their line numbers."""
     target = engine(db)
@@ -63,14 +66,18 @@ def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for stan
                         disable=as_json or not sys.stderr.isatty(), transient=True)
     with stream, progress:
         task = progress.add_task("events", total=size)
+        replay_clock = ReplayClock() if replay else None
         for batch in _batches(_lines(stream, lambda n: progress.advance(task, n))):
             numbers = [n for n, _ in batch]
             with unit_of_work(target) as conn:
-                result = service.ingest_many(conn, [raw for _, raw in batch])
+                result = service.ingest_many(conn, [raw for _, raw in batch], replay=replay_clock)
             for key in totals:
                 totals[key] += getattr(result, key)
             errors += [{"line": numbers[r.index], "id": r.id, "code": r.code, "message": r.message}
                        for r in result.errors]
+    if replay_clock is not None:
+        with unit_of_work(target) as conn:
+            replay_clock.finish(conn)
     summary = {**totals, "errors": errors}
     if as_json:
         print_json(summary)

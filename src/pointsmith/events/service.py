@@ -6,6 +6,7 @@ behind while the rest of its batch goes through.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Connection
 from pointsmith import clock, idempotency
 from pointsmith.db import plain_json
 from pointsmith.errors import DomainError, IdempotencyConflict, InvalidMemberState, NotFound, UnknownMember
+from pointsmith.events.replay import ReplayClock
 from pointsmith.events.tables import events
 from pointsmith.events.validation import Event, parse_event
 from pointsmith.members import service as members
@@ -76,8 +78,12 @@ def ingest(conn: Connection, event: Event) -> Ingested:
     return Ingested(event.id, "accepted", outcome)
 
 
-def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0) -> BatchResult:
-    """Ingest each event in its own savepoint; rejects are reported by index and skipped."""
+def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0,
+                replay: ReplayClock | None = None) -> BatchResult:
+    """Ingest each event in its own savepoint; rejects are reported by index and skipped.
+
+    With `replay`, the clock follows event time and due jobs run before each event.
+    """
     result = BatchResult()
     for index, raw in enumerate(raws, start):
         event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
@@ -85,8 +91,12 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0) -> Bat
             if isinstance(raw, DomainError):  # a line that did not even parse
                 raise raw
             event = parse_event(raw)
-            with conn.begin_nested():
+            if replay is not None:
+                replay.advance(conn, event.occurred_at)
+            with conn.begin_nested(), clock.frozen(replay.now) if replay and replay.now else nullcontext():
                 done = ingest(conn, event)
+            if replay is not None and done.status == "accepted":
+                replay.changed()
         except DomainError as e:
             result.rejected += 1
             result.errors.append(Rejected(index, event_id, e.code, e.detail))

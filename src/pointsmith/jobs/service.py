@@ -27,16 +27,18 @@ class Job:
     name: str
     description: str
     step: Callable[[Connection, datetime, int], int]  # does up to `limit` due items, returns how many
+    next_due: Callable[[Connection], datetime | None]  # when it next has work (replays wake up then)
 
 
 JOBS: list[Job] = [
     Job("points.activate-pending", "make pending points available after the returns window",
-        ledger_jobs.activate_pending),
+        ledger_jobs.activate_pending, ledger_jobs.next_activation),
     Job("points.release-lapsed-holds", "return holds that were not captured in time",
-        ledger_jobs.release_lapsed_holds),
-    Job("points.expire-lots", "expire what remains in lots past their expiry", ledger_jobs.expire_lots),
+        ledger_jobs.release_lapsed_holds, ledger_jobs.next_lapse),
+    Job("points.expire-lots", "expire what remains in lots past their expiry", ledger_jobs.expire_lots,
+        ledger_jobs.next_expiry),
     Job("points.expire-inactive", "expire the points of members idle too long (inactivity policy)",
-        ledger_jobs.expire_inactive),
+        ledger_jobs.expire_inactive, ledger_jobs.next_inactivity),
 ]
 
 
@@ -61,6 +63,12 @@ def run_due(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]
                     break
         results.append({"job": job.name, "processed": processed})
     return results
+
+
+def next_due(conn: Connection) -> datetime | None:
+    """The earliest time any job has work, or None."""
+    times = [t for job in JOBS if (t := job.next_due(conn)) is not None]
+    return min(times) if times else None
 
 
 def run_due_within(conn: Connection, now: datetime) -> int:

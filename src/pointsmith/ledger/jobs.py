@@ -14,6 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pointsmith import clock
 from pointsmith.ledger.holds import release_lapsed
 from pointsmith.ledger.policy import policy_at
 from pointsmith.ledger.service import settle_debt
@@ -101,3 +102,32 @@ def expire_inactive(conn: Connection, now: datetime, limit: int) -> int:
 
 def _members(conn: Connection, query: sa.Select[tuple[str]]) -> list[str]:
     return sorted({str(m) for m in conn.execute(query).scalars()})
+
+
+# --- when each job next has work (for replays) --------------------------------------
+
+
+def _earliest(conn: Connection, column: sa.Column[datetime], condition: sa.ColumnElement[bool]) -> datetime | None:
+    value = conn.execute(sa.select(sa.func.min(column)).where(condition)).scalar()
+    return clock.ensure_utc(value) if value is not None else None
+
+
+def next_activation(conn: Connection) -> datetime | None:
+    return _earliest(conn, ledger_lots.c.available_at, ledger_lots.c.pending > 0)
+
+
+def next_lapse(conn: Connection) -> datetime | None:
+    return _earliest(conn, ledger_holds.c.expires_at, ledger_holds.c.status == "active")
+
+
+def next_expiry(conn: Connection) -> datetime | None:
+    return _earliest(conn, ledger_lots.c.expires_at, ledger_lots.c.remaining > 0)
+
+
+def next_inactivity(conn: Connection) -> datetime | None:
+    b = point_balances.c
+    oldest = _earliest(conn, b.last_activity_at, b.available + b.debt > 0)
+    if oldest is None:
+        return None
+    policy = policy_at(conn, oldest)
+    return policy.inactivity_deadline(oldest)

@@ -1,0 +1,98 @@
+"""The rules applied to events, checked against a hand calculation (CONTRACT §1, §2)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Connection
+
+from pointsmith.errors import RefundExceedsOrder, UnknownOrder
+from pointsmith.events import service as events
+from pointsmith.events.validation import parse_event
+from pointsmith.growth import service as growth
+from pointsmith.ledger import queries
+from pointsmith.ledger.verify import verify
+from tests.factories import SIMPLE_PROGRAM, event, publish
+
+CONTRACT_EXAMPLE = (Path(__file__).resolve().parents[2] / "fixtures" / "contract_example.yaml").read_text()
+
+
+def ingest(conn: Connection, raw: dict[str, Any]) -> dict[str, Any]:
+    return events.ingest(conn, parse_event(raw)).outcome
+
+
+def rule(outcome: dict[str, Any], key: str) -> dict[str, Any]:
+    return next(r for r in outcome["rules"] if r["rule"] == key)
+
+
+def test_the_contract_example_gives_exactly_what_a_hand_calculation_gives(conn: Connection) -> None:
+    publish(conn, CONTRACT_EXAMPLE)
+    day = "2026-11-11T0{}:00:00Z"
+    # 1. a member's first order on Double 11: tier member (x1): 120 points, 120 growth
+    first = ingest(conn, event("e1", member="h", at=day.format(1), order_id="o1", amount=120.50))
+    assert (first["points"], first["growth"], first["tier"]) == (120, 120, "member")
+    # 2. now silver (x1.25): 300 * 1.25 = 375 points; growth is capped at 200 a day: 80 more
+    second = ingest(conn, event("e2", member="h", at=day.format(2), order_id="o2", amount=300))
+    assert (second["tier"], second["points"], second["growth"]) == ("silver", 375, 80)
+    assert rule(second, "order-points")["growth_cut_by"] == "growth.daily_cap"
+    # 3. 5000 * 1.25 = 6250, cut by the 5000-a-day limit to 5000 - 495 = 4505
+    third = ingest(conn, event("e3", member="h", at=day.format(3), order_id="o3", amount=5000))
+    assert (third["points"], rule(third, "order-points")["cut_by"]) == (4505, "points.day")
+    # 4. the rule's window has closed
+    late = ingest(conn, event("e4", member="h", at="2026-11-12T01:00:00Z", order_id="o4", amount=50))
+    assert late["points"] == 0 and rule(late, "order-points")["reason"] == "outside the rule's active window"
+    # 5. a negative incentive
+    assert ingest(conn, event("e5", "complaint.judged_malicious", member="h", at="2026-11-12T02:00:00Z"))[
+        "points"] == -200
+    # 6-7. two half refunds of o2 take back 187 then 188 points (375 in all) and 40 + 40 growth
+    half = ingest(conn, event("e6", "order.refunded", member="h", at="2026-11-13T01:00:00Z", order_id="o2",
+                              amount=150))
+    assert (half["refund"]["points_back"], half["refund"]["growth_back"]) == (187, 40)
+    rest = ingest(conn, event("e7", "order.refunded", member="h", at="2026-11-13T02:00:00Z", order_id="o2",
+                              amount=150))
+    assert (rest["refund"]["points_back"], rest["refund"]["growth_back"]) == (188, 40)
+    assert queries.balance(conn, "h")["available"] == 120 + 375 + 4505 - 200 - 375
+    assert growth.lifetime(conn, "h") == 120
+    assert verify(conn).ok
+
+
+def test_every_posting_names_its_event_rule_and_program_version(conn: Connection) -> None:
+    version = publish(conn)
+    ingest(conn, event("x1", order_id="o1", amount=42))
+    (item,), _ = queries.history(conn, "m-1")
+    assert (item["event_id"], item["rule_key"], item["program_version"], item["points"]) == (
+        "x1", "order", version.version, 42)
+
+
+def test_refund_errors_name_the_order(conn: Connection) -> None:
+    publish(conn)
+    with pytest.raises(UnknownOrder):
+        ingest(conn, event("r0", "order.refunded", order_id="nope", amount=1))
+    ingest(conn, event("p1", order_id="o1", amount=10))
+    with pytest.raises(RefundExceedsOrder):
+        ingest(conn, event("r1", "order.refunded", order_id="o1", amount=10.01))
+
+
+def test_a_refund_releases_the_limit_it_used(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace('growth: "floor(event.amount)"}',
+                                         'growth: "floor(event.amount)", limits: {points: {day: 100}}}'))
+    ingest(conn, event("a", order_id="o1", amount=100, at="2026-01-01T09:00:00Z"))
+    ingest(conn, event("b", "order.refunded", order_id="o1", amount=100, at="2026-01-01T10:00:00Z"))
+    again = ingest(conn, event("c", order_id="o2", amount=80, at="2026-01-01T11:00:00Z"))
+    assert again["points"] == 80
+
+
+def test_pending_points_are_cancelled_first_by_a_refund(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace("pending_days: 0", "pending_days: 7").replace(
+        'growth: "floor(event.amount)"}', 'growth: "floor(event.amount)", pending: true}'))
+    ingest(conn, event("a", order_id="o1", amount=100))
+    ingest(conn, event("b", "order.refunded", order_id="o1", amount=40, at="2026-01-02T10:00:00Z"))
+    assert queries.balance(conn, "m-1") == {"available": 0, "pending": 60, "held": 0, "debt": 0}
+
+
+def test_a_rule_whose_expression_fails_on_an_event_is_skipped_with_the_reason(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace('when: "event.amount >= 1"', "").replace(
+        '{key: order, event: order.paid,', '{key: order, event: order.paid, when: "event.channel > 3",'))
+    out = ingest(conn, event("a", order_id="o1", amount=10))
+    assert out["points"] == 0 and rule(out, "order")["reason"].startswith("expression failed")
