@@ -84,7 +84,7 @@ def demo(host: HostOption = "127.0.0.1", port: PortOption = 8000,
     result = seed(target, members_wanted=members)
     base = f"http://{host}:{port}"
     typer.echo(f"Demo database: {target.url.render_as_string(hide_password=True)} "
-               f"({result['members']} members, {result['created']} new)")
+               f"({result['members']} members, {result['created']} new; {result['events']} new events)")
     typer.echo(f"Admin key:  {result['admin_key']}\nClient key: {result['client_key']}")
     typer.echo(f"Try:  curl -H 'Authorization: Bearer {result['client_key']}' {base}/v1/members/demo-00001")
     typer.echo(f"Docs: {base}/docs")

@@ -214,6 +214,8 @@ def _converters(conn: Connection, table: sa.Table, columns: list[str]) -> list[A
             out.append(_json_text)
         elif isinstance(kind, UtcDateTime) and not postgres:
             out.append(_sqlite_time)
+        elif isinstance(kind, sa.Numeric) and not postgres:
+            out.append(lambda v: None if v is None else str(v))
         elif isinstance(kind, sa.Boolean) and not postgres:
             out.append(lambda v: None if v is None else int(v))
         else:

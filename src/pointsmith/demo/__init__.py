@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -11,6 +11,10 @@ from sqlalchemy.engine import Connection, Engine
 from pointsmith import clock
 from pointsmith.auth import service as auth
 from pointsmith.db import migrate, unit_of_work
+from pointsmith.demo.history import demo_history
+from pointsmith.events.replay import ReplayClock
+from pointsmith.events.service import ingest_many
+from pointsmith.jobs.service import run_due
 from pointsmith.ledger.service import CreditRequest, credit_many, spend
 from pointsmith.members import service as members
 from pointsmith.program import service as programs
@@ -64,7 +68,31 @@ def seed(engine: Engine, *, members_wanted: int = 300, seed_value: int = 7) -> d
                 members.create(conn, member_id, attributes=attributes, joined_at=joined)
                 created += 1
         _seed_points(conn, members_wanted)
+        history = demo_history([(m.id, str(m.attributes.get("segment", "")), m.joined_at)
+                                for m in members.list_members(conn, limit=members_wanted)
+                                if m.id.startswith("demo-")], end=_day(now))
+    imported = _import(engine, history)
+    with unit_of_work(engine) as conn:
         _, admin_key = auth.create_key(conn, "admin", name="demo admin", actor=DEMO_ACTOR)
         _, client_key = auth.create_key(conn, "client", name="demo client", actor=DEMO_ACTOR)
         total = members.count(conn)
-    return {"members": total, "created": created, "admin_key": admin_key, "client_key": client_key}
+    return {"members": total, "created": created, "events": imported, "admin_key": admin_key,
+            "client_key": client_key}
+
+
+def _day(t: datetime) -> datetime:
+    """History ends at the start of today, so a rerun the same day generates the same events."""
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _import(engine: Engine, history: list[dict[str, Any]]) -> int:
+    """Replay the history in batches (event time drives expiry and activation), then catch up to now."""
+    replay = ReplayClock()
+    accepted = 0
+    for start in range(0, len(history), 500):
+        with unit_of_work(engine) as conn:
+            accepted += ingest_many(conn, history[start:start + 500], replay=replay).accepted
+    with unit_of_work(engine) as conn:
+        replay.finish(conn)
+    run_due(engine)
+    return accepted

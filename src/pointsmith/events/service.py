@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from pointsmith import clock, idempotency
 from pointsmith.db import plain_json
 from pointsmith.errors import DomainError, IdempotencyConflict, InvalidMemberState, NotFound, UnknownMember
+from pointsmith.events.fast import ingest_run
 from pointsmith.events.replay import ReplayClock
 from pointsmith.events.tables import events
 from pointsmith.events.validation import Event, parse_event
@@ -80,35 +81,75 @@ def ingest(conn: Connection, event: Event) -> Ingested:
 
 def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0,
                 replay: ReplayClock | None = None) -> BatchResult:
-    """Ingest each event in its own savepoint; rejects are reported by index and skipped.
+    """Ingest a batch; rejects are reported by index and skipped, the rest go through.
 
-    With `replay`, the clock follows event time and due jobs run before each event.
+    Runs of plain events go the set-based way (events/fast.py); the others, and
+    every event of a replay (whose clock follows event time and runs due jobs
+    before each event), one at a time, each in its own savepoint.
     """
     result = BatchResult()
+    items: list[tuple[int, Event | DomainError, str | None]] = []
     for index, raw in enumerate(raws, start):
         event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
         try:
             if isinstance(raw, DomainError):  # a line that did not even parse
                 raise raw
-            event = parse_event(raw)
+            items.append((index, parse_event(raw), event_id))
+        except DomainError as e:
+            items.append((index, e, event_id))
+    position = 0
+    while position < len(items):
+        index, item, event_id = items[position]
+        if isinstance(item, DomainError):
+            _reject(result, index, event_id, item)
+            position += 1
+            continue
+        if replay is None:
+            run = []
+            for _, candidate, _ in items[position:]:
+                if isinstance(candidate, DomainError):
+                    break
+                run.append(candidate)
+            fast = ingest_run(conn, run)
+            for (i, ev, _), outcome in zip(items[position:position + fast.done], fast.results, strict=True):
+                assert isinstance(ev, Event)
+                if isinstance(outcome, DomainError):
+                    _reject(result, i, ev.id, outcome)
+                else:
+                    _accept(result, i, Ingested(ev.id, outcome[0], outcome[1]))  # type: ignore[arg-type]
+            position += fast.done
+            if fast.done == len(run):
+                continue
+            index, item, event_id = items[position]
+            assert isinstance(item, Event)
+        try:
             if replay is not None:
-                replay.advance(conn, event.occurred_at)
+                replay.advance(conn, item.occurred_at)
             with conn.begin_nested(), clock.frozen(replay.now) if replay and replay.now else nullcontext():
-                done = ingest(conn, event)
+                done = ingest(conn, item)
             if replay is not None and done.status == "accepted":
                 replay.changed()
         except DomainError as e:
-            result.rejected += 1
-            result.errors.append(Rejected(index, event_id, e.code, e.detail))
-            result.results.append({"index": index, "id": event_id, "status": "rejected", "code": e.code,
-                                   "message": e.detail})
-            continue
-        if done.status == "accepted":
-            result.accepted += 1
+            _reject(result, index, event_id, e)
         else:
-            result.duplicate += 1
-        result.results.append({"index": index, **done.as_dict()})
+            _accept(result, index, done)
+        position += 1
     return result
+
+
+def _reject(result: BatchResult, index: int, event_id: str | None, error: DomainError) -> None:
+    result.rejected += 1
+    result.errors.append(Rejected(index, event_id, error.code, error.detail))
+    result.results.append({"index": index, "id": event_id, "status": "rejected", "code": error.code,
+                           "message": error.detail})
+
+
+def _accept(result: BatchResult, index: int, done: Ingested) -> None:
+    if done.status == "accepted":
+        result.accepted += 1
+    else:
+        result.duplicate += 1
+    result.results.append({"index": index, **done.as_dict()})
 
 
 def get(conn: Connection, event_id: str) -> dict[str, Any]:

@@ -126,6 +126,8 @@ def next_expiry(conn: Connection) -> datetime | None:
 
 def next_inactivity(conn: Connection) -> datetime | None:
     b = point_balances.c
+    if policy_at(conn, clock.now()).expiry.policy is not ExpiryPolicy.inactivity:
+        return None
     oldest = _earliest(conn, b.last_activity_at, b.available + b.debt > 0)
     if oldest is None:
         return None

@@ -40,5 +40,8 @@ class PointsPolicy:
 
 def policy_at(conn: Connection, at: datetime) -> PointsPolicy:
     """The policy of the program version in force at `at` (defaults before any program is published)."""
-    version = programs.active_or_none(conn, at)
+    return policy_of(programs.active_or_none(conn, at))
+
+
+def policy_of(version: programs.Version | None) -> PointsPolicy:
     return PointsPolicy.of(version.program, version.version) if version else PointsPolicy()

@@ -23,9 +23,10 @@ from pointsmith.idempotency import Outcome, idempotency_keys, request_hash
 from pointsmith.ledger.common import check_points, lock_member_points, transaction_view
 from pointsmith.ledger.holds import release_lapsed
 from pointsmith.ledger.lots import spendable_lots, take_from_lots
-from pointsmith.ledger.policy import PointsPolicy, policy_at
+from pointsmith.ledger.policy import PointsPolicy, policy_at, policy_of
 from pointsmith.ledger.tables import ledger_lots
 from pointsmith.ledger.writer import Draft, NewLot, PointState, Posting, lock_states, write
+from pointsmith.program import service as programs
 
 CREDIT = "points.credit"
 
@@ -92,7 +93,8 @@ def credit_many(conn: Connection, requests: Sequence[CreditRequest],
     stored = _stored(conn, requests, digests)
     first_in_batch: dict[tuple[str, str], int] = {}
     drafts: list[tuple[int, Draft]] = []
-    policies: dict[datetime, PointsPolicy] = {}
+    versions = programs.timeline(conn) if policy is None else []
+    policies: dict[int | None, PointsPolicy] = {}
     debt = {m: s.debt for m, s in states.items()}  # as this batch's earlier credits leave it
     for i, req in enumerate(requests):
         ident = (req.member_id, req.key)
@@ -100,9 +102,12 @@ def credit_many(conn: Connection, requests: Sequence[CreditRequest],
             continue  # answered below from the stored outcome, or this batch's first
         first_in_batch[ident] = i
         at = clock.ensure_utc(req.at) if req.at else clock.now()
-        if policy is None and at not in policies:
-            policies[at] = policy_at(conn, at)
-        draft = credit_draft(req, policy or policies[at], at, debt=debt[req.member_id])
+        if policy is None:
+            version = programs.in_force(versions, at)
+            number = version.version if version else None
+            if number not in policies:
+                policies[number] = policy_of(version)
+        draft = credit_draft(req, policy or policies[number], at, debt=debt[req.member_id])
         debt[req.member_id] -= sum(p.amount for p in draft.postings if p.account == "available" and p.lot_id is None)
         drafts.append((i, draft))
     written = write(conn, [d for _, d in drafts], states)

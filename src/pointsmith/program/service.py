@@ -85,12 +85,32 @@ def active(conn: Connection, at: datetime | None = None) -> Version:
 
 
 def active_or_none(conn: Connection, at: datetime | None = None) -> Version | None:
-    when = clock.ensure_utc(at) if at else clock.now()
-    number = conn.execute(
-        sa.select(program_versions.c.version).where(program_versions.c.effective_at <= when)
-        .order_by(program_versions.c.effective_at.desc(), program_versions.c.version.desc()).limit(1)
-    ).scalar()
-    return None if number is None else get_version(conn, number)
+    return in_force(timeline(conn), clock.ensure_utc(at) if at else clock.now())
+
+
+def in_force(versions_: list[Version], at: datetime) -> Version | None:
+    """The version of a timeline in force at `at`."""
+    candidates = [v for v in versions_ if v.effective_at <= at]
+    return max(candidates, key=lambda v: (v.effective_at, v.version)) if candidates else None
+
+
+_timelines: dict[tuple[str, int, str], list[Version]] = {}
+
+
+def timeline(conn: Connection) -> list[Version]:
+    """Every version, read once per process and again only when a version is added (one cheap query)."""
+    latest = conn.execute(sa.select(program_versions.c.version, program_versions.c.checksum)
+                          .order_by(program_versions.c.version.desc()).limit(1)).first()
+    if latest is None:
+        return []
+    key = (str(conn.engine.url), latest.version, latest.checksum)
+    with _cache_lock:
+        cached = _timelines.get(key)
+    if cached is None:
+        cached = versions(conn)
+        with _cache_lock:
+            _timelines[key] = cached
+    return cached
 
 
 def get_version(conn: Connection, number: int) -> Version:

@@ -51,7 +51,7 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
     growth_rows: list[dict[str, Any]] = []
     award_rows: list[dict[str, Any]] = []
     for proposal in proposals:
-        result = _explain(proposal)
+        result = explain(proposal)
         if proposal.status == "proposed":
             points, cut_by = _limit(conn, program, proposal, member.id, event, tz)
             grown = proposal.growth
@@ -83,7 +83,7 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
     return outcome
 
 
-def _explain(p: Proposal) -> dict[str, Any]:
+def explain(p: Proposal) -> dict[str, Any]:
     result: dict[str, Any] = {"rule": p.rule.key, "status": p.status}
     if p.status == "proposed":
         result["proposed_points"], result["proposed_growth"] = p.points, p.growth
@@ -114,18 +114,22 @@ def _limit(conn: Connection, program: Program, p: Proposal, member_id: str, even
 
 def _usage(conn: Connection, member_id: str, rule_key: str, periods: set[str], event: Event, tz: ZoneInfo
            ) -> Mapping[str, Usage]:
-    out: dict[str, Usage] = {}
-    for period in periods:
+    """Points (net of refunds) and times of this rule for this member in each period, in one query."""
+    order = sorted(periods)
+    if not order:
+        return {}
+    columns = []
+    earliest = None
+    for period in order:
         start, end = period_bounds(period, event.occurred_at, tz)
-        query = (sa.select(sa.func.coalesce(sa.func.sum(sa.case((a.points > 0, a.points - a.points_refunded),
-                                                                else_=0)), 0),
-                           sa.func.coalesce(sa.func.sum(a.counted), 0))
-                 .where(a.member_id == member_id, a.rule_key == rule_key, a.occurred_at >= start))
-        if end is not None:
-            query = query.where(a.occurred_at < end)
-        points, times = conn.execute(query).one()
-        out[period] = Usage(int(points), int(times))
-    return out
+        earliest = start if earliest is None else min(earliest, start)
+        inside = sa.and_(a.occurred_at >= start, a.occurred_at < end) if end else a.occurred_at >= start
+        columns += [sa.func.coalesce(sa.func.sum(sa.case((sa.and_(inside, a.points > 0),
+                                                          a.points - a.points_refunded), else_=0)), 0),
+                    sa.func.coalesce(sa.func.sum(sa.case((inside, a.counted), else_=0)), 0)]
+    row = conn.execute(sa.select(*columns).where(a.member_id == member_id, a.rule_key == rule_key,
+                                                 a.occurred_at >= earliest)).one()
+    return {p: Usage(int(row[2 * i]), int(row[2 * i + 1])) for i, p in enumerate(order)}
 
 
 def _budget_used(conn: Connection, rule_key: str) -> int:

@@ -1,0 +1,172 @@
+"""Event ingestion benchmark: NDJSON import, one event per HTTP request, and the batch route.
+
+    python -m bench.events [--events 20000] [--backends sqlite,postgresql] [--http-seconds 10]
+
+Import: `pointsmith events import` of `order.paid` events under a program with
+two rules, in a child process whose peak RSS is read from the OS; baseline:
+the driver's own executemany of the same events' rows into a twin of the
+events table. HTTP: a real `pointsmith serve` on loopback, driven by threads;
+requests/s and p50/p99 latency.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import machine, scratch_database, timed
+from pointsmith.db import get_engine, unit_of_work
+
+PROGRAM = """\
+program: {name: Bench, currency: USD, point_value: 0.01, timezone: UTC}
+members: {auto_create: true}
+points: {pending_days: 0, expiry: {policy: rolling, months: 12}}
+growth: {daily_cap: null}
+tiers:
+  qualification: lifetime
+  levels:
+    - {key: member, name: Member, threshold: 0}
+    - {key: silver, name: Silver, threshold: 5000, multiplier: 1.5}
+rules:
+  - {key: order, event: order.paid, points: "floor(event.amount) * tier.multiplier", growth: "floor(event.amount)"}
+  - {key: big-order, event: order.paid, when: "event.amount >= 100", points: 50}
+"""
+
+
+def event(i: int, prefix: str = "b") -> dict[str, Any]:
+    return {"id": f"{prefix}{i}", "type": "order.paid", "member_id": f"m{i % 5000:05d}",
+            "occurred_at": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+            "attributes": {"order_id": f"{prefix}o{i}", "amount": round(5 + (i * 7919) % 20000 / 100, 2)}}
+
+
+def cli(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pointsmith", *args], input=stdin, capture_output=True,
+                          text=True, check=True, env={**os.environ, "POINTSMITH_DATABASE_URL": url})
+
+
+def bench_import(url: str, n: int, tmp: Path) -> dict[str, Any]:
+    program = tmp / "program.yaml"
+    program.write_text(PROGRAM)
+    cli(url, "program", "apply", str(program))
+    path = tmp / "events.ndjson"
+    with path.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps(event(i)) + "\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    seconds = timed(lambda: cli(url, "events", "import", str(path), "--json"))
+    peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+    engine = get_engine(url)
+    rows = [(e["id"], e["member_id"], e["type"], e["occurred_at"], e["occurred_at"], json.dumps(e["attributes"]),
+             "x" * 64, "{}") for e in (event(i, "raw") for i in range(n))]
+    with unit_of_work(engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE raw_events AS SELECT * FROM events WHERE 1 = 0")
+    mark = "?" if engine.dialect.name == "sqlite" else "%s"
+
+    def raw() -> None:
+        for start in range(0, n, 1000):
+            with unit_of_work(engine) as conn:
+                conn.exec_driver_sql(f"INSERT INTO raw_events VALUES ({', '.join([mark] * 8)})",
+                                     rows[start:start + 1000])
+
+    baseline = timed(raw)
+    return {"events": n, "import_seconds": round(seconds, 2), "events_per_second": round(n / seconds),
+            "peak_rss_mb": round(peak_mb), "raw_insert_seconds": round(baseline, 2),
+            "raw_rows_per_second": round(n / baseline), "import_time_vs_raw": round(seconds / baseline, 1)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_http(url: str, seconds: float, workers: int = 16) -> dict[str, Any]:
+    key = json.loads(cli(url, "keys", "create", "--scope", "client", "--json").stdout)["key"]
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "pointsmith", "serve", "--port", str(port)],
+                              env={**os.environ, "POINTSMITH_DATABASE_URL": url},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        return {**_single(base, headers, seconds, workers), **_batch(base, headers, seconds)}
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _single(base: str, headers: dict[str, str], seconds: float, workers: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(10**9))
+    deadline = time.monotonic() + seconds
+
+    def worker() -> None:
+        with httpx.Client(headers=headers, timeout=30) as client:
+            while time.monotonic() < deadline:
+                i = next(counter)
+                start = time.perf_counter()
+                r = client.post(base + "/v1/events", json=event(i, "h"))
+                elapsed = time.perf_counter() - start
+                assert r.status_code == 201, r.text
+                with lock:
+                    latencies.append(elapsed)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for f in [pool.submit(worker) for _ in range(workers)]:
+            f.result()
+    wall = time.perf_counter() - started
+    latencies.sort()
+    return {"http_single_requests_per_second": round(len(latencies) / wall),
+            "http_single_p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "http_single_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1)}
+
+
+def _batch(base: str, headers: dict[str, str], seconds: float) -> dict[str, Any]:
+    sent = 0
+    deadline = time.monotonic() + seconds
+    started = time.perf_counter()
+    with httpx.Client(headers=headers, timeout=120) as client:
+        while time.monotonic() < deadline:
+            r = client.post(base + "/v1/events/batch", json={"events": [event(sent + i, "bb") for i in range(1000)]})
+            assert r.status_code == 200 and r.json()["accepted"] == 1000, r.text[:300]
+            sent += 1000
+    return {"http_batch_events_per_second": round(sent / (time.perf_counter() - started))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--http-seconds", type=float, default=10)
+    args = parser.parse_args()
+    results = []
+    for backend in args.backends.split(","):
+        with scratch_database(backend) as url, tempfile.TemporaryDirectory() as tmp:
+            results.append({"backend": backend, **bench_import(url, args.events, Path(tmp)),
+                            **bench_http(url, args.http_seconds)})
+    print(json.dumps({"machine": machine(), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
