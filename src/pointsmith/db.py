@@ -131,8 +131,10 @@ def _configure_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Writers take the write lock up front so two writers never deadlock on upgrade.
-        mode = "DEFERRED" if conn.get_execution_options().get("read_only") else "IMMEDIATE"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        options = conn.get_execution_options()
+        if options.get("single_statement"):
+            return  # one SELECT reads a consistent snapshot on its own: no transaction needed
+        conn.exec_driver_sql(f"BEGIN {'DEFERRED' if options.get('read_only') else 'IMMEDIATE'}")
 
 
 def is_postgres(conn: Connection | Engine) -> bool:
@@ -180,11 +182,15 @@ def unit_of_work(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def read_only(engine: Engine) -> Iterator[Connection]:
-    """A read transaction (no write lock on SQLite); never commits anything."""
+def read_only(engine: Engine, *, single_statement: bool = False) -> Iterator[Connection]:
+    """A read transaction (no write lock on SQLite); never commits anything.
+
+    `single_statement`: the block runs one SELECT, which is consistent by itself,
+    so SQLite can skip BEGIN and COMMIT.
+    """
     ensure_migrated(engine)
     with engine.connect() as raw:
-        conn = raw.execution_options(read_only=True)
+        conn = raw.execution_options(read_only=True, single_statement=single_statement)
         with conn.begin():
             yield conn
 
