@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -160,6 +160,18 @@ def advisory_lock(conn: Connection, name: str) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": name})
 
 
+_writer_locks: dict[str, threading.Lock] = {}
+
+
+def _writer_lock(engine: Engine) -> threading.Lock | nullcontext[None]:
+    """SQLite has one writer at a time anyway: queue this process's writers on a lock rather than
+    in SQLite's busy handler, whose sleeps with back-off make a long latency tail."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _engines_lock:
+        return _writer_locks.setdefault(str(engine.url), threading.Lock())
+
+
 @contextmanager
 def unit_of_work(engine: Engine) -> Iterator[Connection]:
     """A write transaction: commits when the block succeeds, rolls back on any error.
@@ -168,7 +180,7 @@ def unit_of_work(engine: Engine) -> Iterator[Connection]:
     what was recorded before it is raised.
     """
     ensure_migrated(engine)
-    with engine.connect() as conn:
+    with _writer_lock(engine), engine.connect() as conn:
         transaction = conn.begin()
         try:
             yield conn
@@ -234,6 +246,9 @@ def _tuples(rows: list[dict[str, Any]], columns: list[str], converters: list[Any
     return [tuple(row[c] if f is None else f(row[c]) for c, f in pairs) for row in rows]
 
 
+COPY_FROM = 64  # rows: below this a plain executemany beats COPY's extra round trips
+
+
 def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert rows (dicts with the same keys) in one round trip: COPY on PostgreSQL, executemany on SQLite."""
     if not rows:
@@ -241,14 +256,15 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
     columns = list(rows[0])
     values = _tuples(rows, columns, _converters(conn, table, columns))
     names = ", ".join(columns)
-    if is_postgres(conn):
+    if is_postgres(conn) and len(rows) >= COPY_FROM:
         driver = conn.connection.driver_connection
         assert driver is not None
         with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for row in values:
                 copy.write_row(row)
         return
-    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+    mark = "%s" if is_postgres(conn) else "?"
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
     conn.exec_driver_sql(sql, values)
 
 

@@ -35,9 +35,9 @@ from pointsmith.members.service import INVITE_ALPHABET, INVITE_LENGTH, Member, S
 from pointsmith.members.tables import members
 from pointsmith.program import service as programs
 from pointsmith.program.service import Version
-from pointsmith.rules.engine import Tier, propose
+from pointsmith.rules.engine import Proposal, Tier, propose
 from pointsmith.rules.limits import Usage, apply_limits, period_bounds
-from pointsmith.rules.service import explain
+from pointsmith.rules.service import settle
 from pointsmith.rules.tables import orders, rule_awards
 from pointsmith.tiers.policy import tier_at
 
@@ -145,27 +145,19 @@ def _apply(event: Event, version: Version | None, states: dict[str, _State], ord
     room = _growth_room(program.growth.daily_cap, state, event.occurred_at, tz)
     results = []
     awards = []
+    def limit(proposal: Proposal) -> tuple[int, str | None]:
+        rule = proposal.rule
+        if not (rule.limits.points or rule.limits.times):
+            return proposal.points, None
+        usage = _usage(state.usage[rule.key], {*rule.limits.points, *rule.limits.times}, event, tz)
+        cut = apply_limits(proposal.points, points_limits=rule.limits.points, times_limits=rule.limits.times,
+                           usage=usage, budget_left=None)
+        return cut.points, cut.limit
+
     for proposal in proposals:
-        result = explain(proposal)
-        if proposal.status == "proposed":
-            rule = proposal.rule
-            points, cut_by = proposal.points, None
-            if rule.limits.points or rule.limits.times:
-                usage = _usage(state.usage[rule.key], {*rule.limits.points, *rule.limits.times}, event, tz)
-                cut = apply_limits(points, points_limits=rule.limits.points, times_limits=rule.limits.times,
-                                   usage=usage, budget_left=None)
-                points, cut_by = cut.points, cut.limit
-            grown = proposal.growth
-            if grown > 0 and room is not None:
-                grown = min(grown, room)
-                room -= grown
-                if grown < proposal.growth:
-                    result["growth_cut_by"] = "growth.daily_cap"
-            result.update(points=points, growth=grown, status="awarded" if points or grown else "cut")
-            if cut_by:
-                result["cut_by"] = cut_by
-            if points or grown:
-                awards.append((rule, points, grown))
+        result, points, grown, room = settle(proposal, limit, room)
+        if points or grown:
+            awards.append((proposal.rule, points, grown))
         results.append(result)
     _keep(state, states, new_members)
     for rule, points, grown in awards:

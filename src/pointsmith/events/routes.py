@@ -50,7 +50,7 @@ async def post_event(request: Request, response: Response, engine: EngineDep, ke
 
 def _ingest_one(engine: Engine, event: Event, response: Response) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
-        done = service.ingest(conn, event)
+        done = service.ingest_one(conn, event)
     if done.status == "duplicate":
         response.status_code = 200
     return done.as_dict()

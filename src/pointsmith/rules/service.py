@@ -7,7 +7,7 @@ that limits count, net of refunds.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,21 +51,11 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
     growth_rows: list[dict[str, Any]] = []
     award_rows: list[dict[str, Any]] = []
     for proposal in proposals:
-        result = explain(proposal)
-        if proposal.status == "proposed":
-            points, cut_by = _limit(conn, program, proposal, member.id, event, tz)
-            grown = proposal.growth
-            if grown > 0 and growth_room is not None:
-                grown = min(grown, growth_room)
-                growth_room -= grown
-                if grown < proposal.growth:
-                    result["growth_cut_by"] = "growth.daily_cap"
-            result.update(points=points, growth=grown, status="awarded" if points or grown else "cut")
-            if cut_by:
-                result["cut_by"] = cut_by
-            if points or grown:
-                _write(conn, proposal.rule, points, grown, event, member, version.version, order_id,
-                       credits, growth_rows, award_rows)
+        result, points, grown, growth_room = settle(
+            proposal, lambda p: _limit(conn, program, p, member.id, event, tz), growth_room)
+        if points or grown:
+            _write(conn, proposal.rule, points, grown, event, member, version.version, order_id,
+                   credits, growth_rows, award_rows)
         results.append(result)
     if credits:
         credit_many(conn, credits)
@@ -81,6 +71,25 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
     outcome.update(rules=results, points=sum(r.get("points", 0) for r in results),
                    growth=sum(r.get("growth", 0) for r in results))
     return outcome
+
+
+def settle(proposal: Proposal, limit: Callable[[Proposal], tuple[int, str | None]], growth_room: int | None
+           ) -> tuple[dict[str, Any], int, int, int | None]:
+    """One rule's award after its limits and the growth cap: (explanation, points, growth, growth room left)."""
+    result = explain(proposal)
+    if proposal.status != "proposed":
+        return result, 0, 0, growth_room
+    points, cut_by = limit(proposal)
+    grown = proposal.growth
+    if grown > 0 and growth_room is not None:
+        grown = min(grown, growth_room)
+        growth_room -= grown
+        if grown < proposal.growth:
+            result["growth_cut_by"] = "growth.daily_cap"
+    result.update(points=points, growth=grown, status="awarded" if points or grown else "cut")
+    if cut_by:
+        result["cut_by"] = cut_by
+    return result, points, grown, growth_room
 
 
 def explain(p: Proposal) -> dict[str, Any]:
