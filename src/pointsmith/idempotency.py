@@ -57,7 +57,19 @@ def request_hash(operation: str, request: Any) -> str:
 
 def lock(conn: Connection, scope: str, key: str) -> None:
     """Serialise writers of one key."""
-    advisory_lock(conn, f"{len(scope)}:{scope}:{key}")
+    advisory_lock(conn, _lock_name(scope, key))
+
+
+def lock_many(conn: Connection, scope: str, keys: list[str]) -> None:
+    """`lock` for many keys in one statement, in a fixed order so two batches never deadlock."""
+    if conn.dialect.name == "postgresql" and keys:
+        names = sorted({_lock_name(scope, k) for k in keys})
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(n, 0)) "
+                             "FROM unnest(CAST(:names AS text[])) AS n ORDER BY n"), {"names": names})
+
+
+def _lock_name(scope: str, key: str) -> str:
+    return f"{len(scope)}:{scope}:{key}"
 
 
 def run_once(conn: Connection, *, scope: str, key: str, operation: str, request: Any,

@@ -30,6 +30,7 @@ from pointsmith.errors import DomainError, DuplicateOrder, IdempotencyConflict, 
 from pointsmith.events.tables import events
 from pointsmith.events.validation import Event
 from pointsmith.growth.tables import growth_entries
+from pointsmith.idempotency import lock_many
 from pointsmith.ledger.service import CreditRequest, credit_many
 from pointsmith.members.service import INVITE_ALPHABET, INVITE_LENGTH, Member, Status, _member
 from pointsmith.members.tables import members
@@ -76,6 +77,7 @@ class FastResult:
 def ingest_run(conn: Connection, run: list[Event]) -> FastResult:
     """Ingest a prefix of `run` set-based; stops before the first event that has to go the per-event way."""
     timeline = programs.timeline(conn)
+    lock_many(conn, "event", [e.id for e in run])  # the same event sent twice at once is applied once
     seen = _seen(conn, [e.id for e in run])
     states = _load(conn, run)
     orders_seen = _orders(conn, run)
