@@ -2,18 +2,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from tests.databases import create_database, drop_database
 from tests.e2e.conftest import Cli
 from tests.factories import SIMPLE_PROGRAM
 
 BROKEN = SIMPLE_PROGRAM.replace("threshold: 100", "threshold: 0").replace("floor(event.amount)", "open('x')", 1)
 
 
-def test_commands_refuse_a_database_that_needs_init(cli: Cli) -> None:
-    cli.db = cli.db.rsplit("/", 1)[0] + "/never.db" if cli.db.startswith("sqlite") else cli.db
-    if cli.db.endswith("never.db"):
-        r = cli.run("members", "show", "x", check=False)
+def test_commands_refuse_a_database_that_needs_init(backend: str, tmp_path: Path) -> None:
+    url = create_database(backend, tmp_path, migrated=False)
+    try:
+        r = Cli(url, tmp_path).run("members", "show", "x", check=False)
         assert r.returncode == 1 and "pointsmith init" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert Cli(url, tmp_path).run("init").returncode == 0
+        assert Cli(url, tmp_path).run("members", "show", "x", check=False).stderr.startswith("error: no member")
+    finally:
+        drop_database(url)
 
 
 def test_an_invalid_program_lists_every_problem_and_leaves_the_active_version(cli: Cli) -> None:

@@ -32,7 +32,7 @@ from pointsmith.events.validation import Event
 from pointsmith.growth.tables import growth_entries
 from pointsmith.idempotency import lock_many
 from pointsmith.ledger.service import CreditRequest, credit_many
-from pointsmith.members.service import INVITE_ALPHABET, INVITE_LENGTH, Member, Status, _member
+from pointsmith.members.service import INVITE_ALPHABET, INVITE_LENGTH, Member, Status, member_from_row
 from pointsmith.members.tables import members
 from pointsmith.program import service as programs
 from pointsmith.program.service import Version
@@ -231,7 +231,7 @@ def _load(conn: Connection, run: list[Event]) -> dict[str, _State]:
     query = sa.select(members).where(in_list(conn, members.c.id, ids)).order_by(members.c.id)
     if is_postgres(conn):
         query = query.with_for_update()
-    states = {row["id"]: _State(_member(row)) for row in conn.execute(query).mappings()}
+    states = {row["id"]: _State(member_from_row(row)) for row in conn.execute(query).mappings()}
     if not states:
         return states
     known = list(states)

@@ -112,7 +112,7 @@ def get(conn: Connection, member_id: str, *, for_update: bool = False) -> Member
     row = conn.execute(query).mappings().first()
     if row is None:
         raise UnknownMember(f"no member with id {member_id!r}")
-    return _member(row)
+    return member_from_row(row)
 
 
 def lock(conn: Connection, member_id: str) -> Member:
@@ -122,7 +122,7 @@ def lock(conn: Connection, member_id: str) -> Member:
 
 def find_by_invite_code(conn: Connection, code: str) -> Member | None:
     row = conn.execute(sa.select(members).where(members.c.invite_code == code.upper())).mappings().first()
-    return _member(row) if row else None
+    return member_from_row(row) if row else None
 
 
 def update_attributes(conn: Connection, member_id: str, changes: dict[str, Any]) -> Member:
@@ -166,7 +166,7 @@ def list_members(conn: Connection, *, after: str | None = None, limit: int = 100
         query = query.where(members.c.id > after)
     if status is not None:
         query = query.where(members.c.status == status.value)
-    return [_member(r) for r in conn.execute(query).mappings()]
+    return [member_from_row(r) for r in conn.execute(query).mappings()]
 
 
 def count(conn: Connection) -> int:
@@ -184,7 +184,8 @@ def _new_invite_code(conn: Connection) -> str:
             return code
 
 
-def _member(row: sa.RowMapping) -> Member:
+def member_from_row(row: sa.RowMapping) -> Member:
+    """A member from a row of the members table."""
     return Member(
         id=row["id"], status=Status(row["status"]), attributes=dict(row["attributes"] or {}),
         verified={"email": bool(row["verified_email"]), "phone": bool(row["verified_phone"]),
