@@ -5,9 +5,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import clock
+from pointsmith.db import ensure_migrated
 from pointsmith.ledger.tables import ledger_lots, ledger_postings, ledger_transactions
 
 EMPTY = {"available": 0, "pending": 0, "held": 0, "debt": 0}
@@ -32,6 +33,27 @@ def balance(conn: Connection, member_id: str, *, at: datetime | None = None) -> 
         if account == "available" and no_lot:
             out["debt"] -= int(total)
     return out
+
+
+def current_balance(engine: Engine, member_id: str) -> dict[str, int]:
+    """A member's cached balances, for callers that need only that: one pooled driver round trip.
+
+    The cached row is written in the same transaction as the postings it sums,
+    so a single SELECT of it is always consistent.
+    """
+    ensure_migrated(engine)
+    mark = "%s" if engine.dialect.name == "postgresql" else "?"
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"SELECT available, pending, held, debt FROM point_balances WHERE member_id = {mark}",  # noqa: S608
+                       (member_id,))
+        row = cursor.fetchone()
+        cursor.close()
+        raw.rollback()  # end the driver's implicit read transaction, if it opened one
+    finally:
+        raw.close()
+    return dict(zip(("available", "pending", "held", "debt"), row, strict=True)) if row else dict(EMPTY)
 
 
 def lots(conn: Connection, member_id: str, *, at: datetime | None = None, include_empty: bool = False

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import bulk_insert, bulk_update, in_list, is_postgres
+from pointsmith.db import bulk_insert, bulk_update, is_postgres
 from pointsmith.errors import UnknownMember
 from pointsmith.ledger.tables import (
     ledger_lots,
@@ -28,7 +27,6 @@ from pointsmith.ledger.tables import (
     ledger_transactions,
     point_balances,
 )
-from pointsmith.members.tables import members
 
 
 @dataclass(frozen=True)
@@ -113,31 +111,43 @@ class _Plan:
 
 
 def lock_states(conn: Connection, member_ids: Iterable[str]) -> dict[str, PointState]:
-    """Lock the members (in id order, so batches never deadlock) and read their balances."""
+    """Lock the members (in id order, so batches never deadlock), then read their balances.
+
+    Two statements on purpose: on PostgreSQL a row lock taken by a join's SELECT would pair the
+    locked member with the balance row of the statement's older snapshot; read after the lock,
+    the balance is the one the previous writer committed.
+    """
     ids = sorted(set(member_ids))
     if not ids:
         return {}
+    postgres = is_postgres(conn)
+    states: dict[str, PointState] = {}
     found: set[str] = set()
     for chunk in _chunks(ids, 5000):
-        query = sa.select(members.c.id).where(in_list(conn, members.c.id, chunk)).order_by(members.c.id)
-        if is_postgres(conn):
-            query = query.with_for_update()
-        found.update(conn.execute(query).scalars())
+        # straight to the driver: this runs for every ledger write (the SQL holds placeholders, never input)
+        params: tuple[Any, ...]
+        if postgres:
+            match, params, lock = "= ANY(%s)", (chunk,), " FOR UPDATE"
+        else:
+            match, params, lock = f"IN ({', '.join('?' * len(chunk))})", tuple(chunk), ""
+        found.update(r[0] for r in conn.exec_driver_sql(
+            f"SELECT id FROM members WHERE id {match} ORDER BY id{lock}", params))  # noqa: S608
+        for member_id, available, pending, held, debt, last_activity, last_hash in conn.exec_driver_sql(
+                "SELECT member_id, available, pending, held, debt, last_activity_at, last_hash "  # noqa: S608
+                f"FROM point_balances WHERE member_id {match}", params):
+            states[member_id] = PointState(member_id, available, pending, held, debt, _time(last_activity),
+                                           last_hash, exists=True)
     missing = [m for m in ids if m not in found]
     if missing:
         raise UnknownMember(f"no member with id {missing[0]!r}")
-    return read_states(conn, ids)
+    return {m: states.get(m) or PointState(m) for m in ids}
 
 
-def read_states(conn: Connection, ids: Sequence[str]) -> dict[str, PointState]:
-    states = {m: PointState(m) for m in ids}
-    for chunk in _chunks(list(ids), 5000):
-        for row in conn.execute(sa.select(point_balances).where(in_list(conn, point_balances.c.member_id, chunk))
-                                ).mappings():
-            states[row["member_id"]] = PointState(
-                row["member_id"], row["available"], row["pending"], row["held"], row["debt"],
-                row["last_activity_at"], row["last_hash"], exists=True)
-    return states
+def _time(value: datetime | str | None) -> datetime | None:
+    """A timestamp as the driver returns it (text on SQLite) to aware UTC."""
+    if value is None or isinstance(value, datetime):
+        return clock.ensure_utc(value) if value else None
+    return clock.ensure_utc(datetime.fromisoformat(value))
 
 
 def write(conn: Connection, drafts: Sequence[Draft], states: dict[str, PointState]) -> list[Written]:
@@ -233,10 +243,9 @@ def allocate_ids(conn: Connection, table: str, count: int) -> list[int]:
         return []
     if is_postgres(conn):
         # `table` is one of our own table names, never input
-        sql = f"SELECT nextval('{table}_id_seq') FROM generate_series(1, :n)"  # noqa: S608
-        rows = conn.execute(sa.text(sql), {"n": count})
-        return [int(r[0]) for r in rows]
-    start = int(conn.execute(sa.text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one()) + 1  # noqa: S608
+        sql = f"SELECT nextval('{table}_id_seq') FROM generate_series(1, %s)"  # noqa: S608
+        return [int(r[0]) for r in conn.exec_driver_sql(sql, (count,))]
+    start = int(conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar_one()) + 1  # noqa: S608
     return list(range(start, start + count))
 
 

@@ -55,3 +55,13 @@ def test_one_idempotency_key_sent_in_parallel_posts_exactly_once(fresh_database:
         spends = conn.execute(ledger_transactions.select().where(ledger_transactions.c.kind == "spend")).all()
         assert len(spends) == 1
         assert queries.balance(conn, "shared")["available"] == 90
+
+
+def test_the_quick_balance_read_sees_what_the_ledger_committed(fresh_database: str) -> None:
+    _seed(fresh_database, 100)
+    engine = get_engine(fresh_database)
+    assert queries.current_balance(engine, "shared") == {"available": 100, "pending": 0, "held": 0, "debt": 0}
+    assert _spend(fresh_database, 0, 30, "k") == "spent"
+    with read_only(engine) as conn:
+        assert queries.current_balance(engine, "shared") == queries.balance(conn, "shared")
+    assert queries.current_balance(engine, "nobody")["available"] == 0
