@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock, idempotency
-from pointsmith.db import bulk_insert, is_postgres
+from pointsmith.db import bulk_insert, is_postgres, loads
 from pointsmith.errors import IdempotencyConflict, InsufficientPoints, ValidationFailed
 from pointsmith.idempotency import Outcome, idempotency_keys, request_hash
 from pointsmith.ledger.common import check_points, lock_member_points, transaction_view
@@ -139,18 +138,22 @@ def _stored(conn: Connection, requests: Sequence[CreditRequest], digests: list[s
     """Earlier outcomes of these (member, key) pairs, with the digest of the request that made them."""
     wanted = sorted({(r.member_id, r.key) for r in requests})
     found: dict[tuple[str, str], tuple[Outcome, str]] = {}
-    k = idempotency_keys.c
+    postgres = is_postgres(conn)
     for start in range(0, len(wanted), 2000):
         chunk = wanted[start:start + 2000]
-        if is_postgres(conn):  # one pair of array parameters, joined on the primary key
-            pairs = sa.select(sa.func.unnest(sa.cast(sa.bindparam("s", [m for m, _ in chunk]), ARRAY(sa.Text)),
-                                             sa.cast(sa.bindparam("k", [x for _, x in chunk]), ARRAY(sa.Text)))
-                              .table_valued("scope", "key").render_derived()).subquery()
-            match = sa.tuple_(k.scope, k.key).in_(sa.select(pairs.c.scope, pairs.c.key))
+        # straight to the driver (placeholders only): this runs for every credit
+        if postgres:
+            rows = conn.exec_driver_sql(
+                "SELECT k.scope, k.key, k.request_hash, k.status, k.result::text FROM idempotency_keys k "
+                "JOIN unnest(%s::text[], %s::text[]) AS w(scope, key) ON k.scope = w.scope AND k.key = w.key",
+                ([m for m, _ in chunk], [x for _, x in chunk]))
         else:
-            match = sa.tuple_(k.scope, k.key).in_(chunk)
-        rows = conn.execute(sa.select(k.scope, k.key, k.request_hash, k.status, k.result).where(match))
-        found.update({(r.scope, r.key): (Outcome(r.status, r.result, replayed=True), r.request_hash) for r in rows})
+            pairs = ", ".join(["(?, ?)"] * len(chunk))
+            rows = conn.exec_driver_sql(
+                "SELECT scope, key, request_hash, status, result FROM idempotency_keys "  # noqa: S608
+                f"WHERE (scope, key) IN (VALUES {pairs})", tuple(v for pair in chunk for v in pair))
+        found.update({(scope, key): (Outcome(status, loads(result), replayed=True), digest)
+                      for scope, key, digest, status, result in rows})
     return found
 
 

@@ -99,11 +99,12 @@ _timelines: dict[tuple[str, int, str], list[Version]] = {}
 
 def timeline(conn: Connection) -> list[Version]:
     """Every version, read once per process and again only when a version is added (one cheap query)."""
-    latest = conn.execute(sa.select(program_versions.c.version, program_versions.c.checksum)
-                          .order_by(program_versions.c.version.desc()).limit(1)).first()
+    # asked on every write: straight to the driver
+    latest = conn.exec_driver_sql("SELECT version, checksum FROM program_versions ORDER BY version DESC LIMIT 1"
+                                  ).first()
     if latest is None:
         return []
-    key = (str(conn.engine.url), latest.version, latest.checksum)
+    key = (str(conn.engine.url), int(latest[0]), str(latest[1]))
     with _cache_lock:
         cached = _timelines.get(key)
     if cached is None:
