@@ -5,6 +5,7 @@ Both run the same Alembic migrations.
 """
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -224,7 +225,11 @@ def _json_text(value: Any) -> str | None:
 
 def _converters(conn: Connection, table: sa.Table, columns: list[str]) -> list[Any]:
     """Per column, what turns a Python value into what the driver takes (None: nothing to do)."""
-    postgres = is_postgres(conn)
+    return _converters_for(is_postgres(conn), table, tuple(columns))
+
+
+@functools.lru_cache(maxsize=256)
+def _converters_for(postgres: bool, table: sa.Table, columns: tuple[str, ...]) -> list[Any]:
     out: list[Any] = []
     for name in columns:
         kind = table.c[name].type
@@ -246,6 +251,21 @@ def _tuples(rows: list[dict[str, Any]], columns: list[str], converters: list[Any
     return [tuple(row[c] if f is None else f(row[c]) for c, f in pairs) for row in rows]
 
 
+def driver_execute(conn: Connection, sql: str, params: Any = (), *, many: bool = False) -> list[Any]:
+    """Run SQL on the DB-API cursor of `conn`'s connection, inside its transaction, skipping
+    SQLAlchemy's per-statement bookkeeping (about 0.1 ms a statement here): for the hottest
+    statements only, written with the driver's placeholders (`?` SQLite, `%s` psycopg)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if many:
+            cursor.executemany(sql, params)
+            return []
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        cursor.close()
+
+
 COPY_FROM = 64  # rows: below this a plain executemany beats COPY's extra round trips
 
 
@@ -265,7 +285,7 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
         return
     mark = "%s" if is_postgres(conn) else "?"
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
-    conn.exec_driver_sql(sql, values)
+    driver_execute(conn, sql, values, many=True)
 
 
 def bulk_update(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], *,
@@ -278,7 +298,7 @@ def bulk_update(conn: Connection, table: sa.Table, key: str, rows: list[dict[str
     sets = ", ".join(f"{c} = {c} + {mark}" if increment else f"{c} = {mark}" for c in columns)
     sql = f"UPDATE {table.name} SET {sets} WHERE {key} = {mark}"  # noqa: S608
     ordered = [*columns, key]
-    conn.exec_driver_sql(sql, _tuples(rows, ordered, _converters(conn, table, ordered)))
+    driver_execute(conn, sql, _tuples(rows, ordered, _converters(conn, table, ordered)), many=True)
 
 
 # --- migrations -------------------------------------------------------------

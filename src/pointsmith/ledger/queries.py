@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import clock
-from pointsmith.db import ensure_migrated
+from pointsmith.db import driver_execute, ensure_migrated
 from pointsmith.ledger.tables import ledger_lots, ledger_postings, ledger_transactions
 
 EMPTY = {"available": 0, "pending": 0, "held": 0, "debt": 0}
@@ -19,9 +19,9 @@ def balance(conn: Connection, member_id: str, *, at: datetime | None = None) -> 
     if at is None:
         # the hottest read there is: straight to the driver, past SQLAlchemy's statement building
         mark = "%s" if conn.dialect.name == "postgresql" else "?"
-        row = conn.exec_driver_sql("SELECT available, pending, held, debt FROM point_balances "  # noqa: S608
-                                   f"WHERE member_id = {mark}", (member_id,)).first()
-        return dict(zip(("available", "pending", "held", "debt"), row, strict=True)) if row else dict(EMPTY)
+        found = driver_execute(conn, "SELECT available, pending, held, debt FROM point_balances "  # noqa: S608
+                               f"WHERE member_id = {mark}", (member_id,))
+        return dict(zip(("available", "pending", "held", "debt"), found[0], strict=True)) if found else dict(EMPTY)
     p = ledger_postings
     rows = conn.execute(sa.select(p.c.account, p.c.lot_id.is_(None).label("no_lot"), sa.func.sum(p.c.amount))
                         .where(p.c.member_id == member_id, p.c.account.in_(("available", "pending", "held")),

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock, idempotency
-from pointsmith.db import bulk_insert, is_postgres, loads
+from pointsmith.db import bulk_insert, driver_execute, is_postgres, loads
 from pointsmith.errors import IdempotencyConflict, InsufficientPoints, ValidationFailed
 from pointsmith.idempotency import Outcome, idempotency_keys, request_hash
 from pointsmith.ledger.common import check_points, lock_member_points, transaction_view
@@ -143,14 +143,14 @@ def _stored(conn: Connection, requests: Sequence[CreditRequest], digests: list[s
         chunk = wanted[start:start + 2000]
         # straight to the driver (placeholders only): this runs for every credit
         if postgres:
-            rows = conn.exec_driver_sql(
-                "SELECT k.scope, k.key, k.request_hash, k.status, k.result::text FROM idempotency_keys k "
+            rows = driver_execute(
+                conn, "SELECT k.scope, k.key, k.request_hash, k.status, k.result::text FROM idempotency_keys k "
                 "JOIN unnest(%s::text[], %s::text[]) AS w(scope, key) ON k.scope = w.scope AND k.key = w.key",
                 ([m for m, _ in chunk], [x for _, x in chunk]))
         else:
             pairs = ", ".join(["(?, ?)"] * len(chunk))
-            rows = conn.exec_driver_sql(
-                "SELECT scope, key, request_hash, status, result FROM idempotency_keys "  # noqa: S608
+            rows = driver_execute(
+                conn, "SELECT scope, key, request_hash, status, result FROM idempotency_keys "  # noqa: S608
                 f"WHERE (scope, key) IN (VALUES {pairs})", tuple(v for pair in chunk for v in pair))
         found.update({(scope, key): (Outcome(status, loads(result), replayed=True), digest)
                       for scope, key, digest, status, result in rows})

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import bulk_insert, bulk_update, is_postgres
+from pointsmith.db import bulk_insert, bulk_update, driver_execute, is_postgres
 from pointsmith.errors import UnknownMember
 from pointsmith.ledger.tables import (
     ledger_lots,
@@ -130,10 +130,10 @@ def lock_states(conn: Connection, member_ids: Iterable[str]) -> dict[str, PointS
             match, params, lock = "= ANY(%s)", (chunk,), " FOR UPDATE"
         else:
             match, params, lock = f"IN ({', '.join('?' * len(chunk))})", tuple(chunk), ""
-        found.update(r[0] for r in conn.exec_driver_sql(
-            f"SELECT id FROM members WHERE id {match} ORDER BY id{lock}", params))  # noqa: S608
-        for member_id, available, pending, held, debt, last_activity, last_hash in conn.exec_driver_sql(
-                "SELECT member_id, available, pending, held, debt, last_activity_at, last_hash "  # noqa: S608
+        found.update(r[0] for r in driver_execute(
+            conn, f"SELECT id FROM members WHERE id {match} ORDER BY id{lock}", params))  # noqa: S608
+        for member_id, available, pending, held, debt, last_activity, last_hash in driver_execute(
+                conn, "SELECT member_id, available, pending, held, debt, last_activity_at, last_hash "  # noqa: S608
                 f"FROM point_balances WHERE member_id {match}", params):
             states[member_id] = PointState(member_id, available, pending, held, debt, _time(last_activity),
                                            last_hash, exists=True)
@@ -244,8 +244,8 @@ def allocate_ids(conn: Connection, table: str, count: int) -> list[int]:
     if is_postgres(conn):
         # `table` is one of our own table names, never input
         sql = f"SELECT nextval('{table}_id_seq') FROM generate_series(1, %s)"  # noqa: S608
-        return [int(r[0]) for r in conn.exec_driver_sql(sql, (count,))]
-    start = int(conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar_one()) + 1  # noqa: S608
+        return [int(r[0]) for r in driver_execute(conn, sql, (count,))]
+    start = int(driver_execute(conn, f"SELECT coalesce(max(id), 0) FROM {table}")[0][0]) + 1  # noqa: S608
     return list(range(start, start + count))
 
 

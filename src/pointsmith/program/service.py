@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock
+from pointsmith.db import driver_execute
 from pointsmith.errors import NoProgram, NotFound
 from pointsmith.program.schema import Program
 from pointsmith.program.tables import program_versions
@@ -100,10 +101,10 @@ _timelines: dict[tuple[str, int, str], list[Version]] = {}
 def timeline(conn: Connection) -> list[Version]:
     """Every version, read once per process and again only when a version is added (one cheap query)."""
     # asked on every write: straight to the driver
-    latest = conn.exec_driver_sql("SELECT version, checksum FROM program_versions ORDER BY version DESC LIMIT 1"
-                                  ).first()
-    if latest is None:
+    found = driver_execute(conn, "SELECT version, checksum FROM program_versions ORDER BY version DESC LIMIT 1")
+    if not found:
         return []
+    latest = found[0]
     key = (str(conn.engine.url), int(latest[0]), str(latest[1]))
     with _cache_lock:
         cached = _timelines.get(key)
