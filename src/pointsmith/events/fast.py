@@ -13,9 +13,8 @@ rules with a global budget, deductions) end the run and go the per-event way.
 """
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,7 +31,7 @@ from pointsmith.events.validation import Event
 from pointsmith.growth.tables import growth_entries
 from pointsmith.idempotency import lock_many
 from pointsmith.ledger.service import CreditRequest, credit_many
-from pointsmith.members.service import INVITE_ALPHABET, INVITE_LENGTH, Member, Status, member_from_row
+from pointsmith.members.service import Member, Status, member_from_row, random_invite_code
 from pointsmith.members.tables import members
 from pointsmith.program import service as programs
 from pointsmith.program.service import Version
@@ -215,9 +214,8 @@ def _growth_room(cap: int | None, state: _State, at: datetime, tz: ZoneInfo) -> 
 
 
 def _new_member(event: Event) -> Member:
-    code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH))
-    return Member(event.member_id, Status.active, {}, {"email": False, "phone": False, "real_name": False}, code,
-                  None, event.occurred_at, None)
+    return Member(event.member_id, Status.active, {}, {"email": False, "phone": False, "real_name": False},
+                  random_invite_code(), None, event.occurred_at, None)
 
 
 def _seen(conn: Connection, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -264,15 +262,10 @@ def _unique_codes(conn: Connection, new_members: list[Member]) -> list[Member]:
     out = []
     for m in new_members:
         while m.invite_code in taken:
-            m = _new_member_like(m)
+            m = replace(m, invite_code=random_invite_code())
         taken.add(m.invite_code)
         out.append(m)
     return out
-
-
-def _new_member_like(m: Member) -> Member:
-    code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH))
-    return Member(m.id, m.status, m.attributes, m.verified, code, m.invited_by, m.joined_at, m.status_reason)
 
 
 def _write(conn: Connection, new_members: list[Member], credits: list[CreditRequest],

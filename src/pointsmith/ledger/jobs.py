@@ -25,8 +25,7 @@ from pointsmith.program.schema import ExpiryPolicy
 
 def activate_pending(conn: Connection, now: datetime, limit: int) -> int:
     lt = ledger_lots
-    member_ids = _members(conn, sa.select(lt.c.member_id).where(lt.c.pending > 0, lt.c.available_at <= now)
-                          .order_by(lt.c.available_at).limit(limit))
+    member_ids = _due(conn, lt.c.member_id, lt.c.available_at, lt.c.pending > 0, now, limit)
     if not member_ids:
         return 0
     states = lock_states(conn, member_ids)
@@ -46,8 +45,7 @@ def activate_pending(conn: Connection, now: datetime, limit: int) -> int:
 
 def release_lapsed_holds(conn: Connection, now: datetime, limit: int) -> int:
     h = ledger_holds
-    member_ids = _members(conn, sa.select(h.c.member_id).where(h.c.status == "active", h.c.expires_at <= now)
-                          .order_by(h.c.expires_at).limit(limit))
+    member_ids = _due(conn, h.c.member_id, h.c.expires_at, h.c.status == "active", now, limit)
     if not member_ids:
         return 0
     states = lock_states(conn, member_ids)
@@ -57,8 +55,7 @@ def release_lapsed_holds(conn: Connection, now: datetime, limit: int) -> int:
 
 def expire_lots(conn: Connection, now: datetime, limit: int) -> int:
     lt = ledger_lots
-    member_ids = _members(conn, sa.select(lt.c.member_id).where(lt.c.remaining > 0, lt.c.expires_at <= now)
-                          .order_by(lt.c.expires_at).limit(limit))
+    member_ids = _due(conn, lt.c.member_id, lt.c.expires_at, lt.c.remaining > 0, now, limit)
     if not member_ids:
         return 0
     states = lock_states(conn, member_ids)
@@ -100,7 +97,10 @@ def expire_inactive(conn: Connection, now: datetime, limit: int) -> int:
     return len(drafts)
 
 
-def _members(conn: Connection, query: sa.Select[tuple[str]]) -> list[str]:
+def _due(conn: Connection, member: sa.Column[str], due_at: sa.Column[datetime], pending: sa.ColumnElement[bool],
+         now: datetime, limit: int) -> list[str]:
+    """The members owning the `limit` earliest items due by `now`, in id order (the lock order)."""
+    query = sa.select(member).where(pending, due_at <= now).order_by(due_at).limit(limit)
     return sorted({str(m) for m in conn.execute(query).scalars()})
 
 

@@ -12,6 +12,11 @@ from pointsmith.db import driver_execute, ensure_migrated
 from pointsmith.ledger.tables import ledger_lots, ledger_postings, ledger_transactions
 
 EMPTY = {"available": 0, "pending": 0, "held": 0, "debt": 0}
+BALANCE_SQL = "SELECT available, pending, held, debt FROM point_balances WHERE member_id = {mark}"
+
+
+def _balance_row(row: Any) -> dict[str, int]:
+    return dict(zip(EMPTY, row, strict=True)) if row else dict(EMPTY)
 
 
 def balance(conn: Connection, member_id: str, *, at: datetime | None = None) -> dict[str, int]:
@@ -19,9 +24,8 @@ def balance(conn: Connection, member_id: str, *, at: datetime | None = None) -> 
     if at is None:
         # the hottest read there is: straight to the driver, past SQLAlchemy's statement building
         mark = "%s" if conn.dialect.name == "postgresql" else "?"
-        found = driver_execute(conn, "SELECT available, pending, held, debt FROM point_balances "  # noqa: S608
-                               f"WHERE member_id = {mark}", (member_id,))
-        return dict(zip(("available", "pending", "held", "debt"), found[0], strict=True)) if found else dict(EMPTY)
+        found = driver_execute(conn, BALANCE_SQL.format(mark=mark), (member_id,))
+        return _balance_row(found[0] if found else None)
     p = ledger_postings
     rows = conn.execute(sa.select(p.c.account, p.c.lot_id.is_(None).label("no_lot"), sa.func.sum(p.c.amount))
                         .where(p.c.member_id == member_id, p.c.account.in_(("available", "pending", "held")),
@@ -46,14 +50,13 @@ def current_balance(engine: Engine, member_id: str) -> dict[str, int]:
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        cursor.execute(f"SELECT available, pending, held, debt FROM point_balances WHERE member_id = {mark}",  # noqa: S608
-                       (member_id,))
+        cursor.execute(BALANCE_SQL.format(mark=mark), (member_id,))
         row = cursor.fetchone()
         cursor.close()
         raw.rollback()  # end the driver's implicit read transaction, if it opened one
     finally:
         raw.close()
-    return dict(zip(("available", "pending", "held", "debt"), row, strict=True)) if row else dict(EMPTY)
+    return _balance_row(row)
 
 
 def lots(conn: Connection, member_id: str, *, at: datetime | None = None, include_empty: bool = False

@@ -177,9 +177,13 @@ def _update(conn: Connection, member_id: str, **values: Any) -> None:
     conn.execute(members.update().where(members.c.id == member_id).values(updated_at=clock.now(), **values))
 
 
+def random_invite_code() -> str:
+    return "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH))
+
+
 def _new_invite_code(conn: Connection) -> str:
     while True:
-        code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH))
+        code = random_invite_code()
         if find_by_invite_code(conn, code) is None:
             return code
 

@@ -184,8 +184,3 @@ def document(program: Program) -> dict[str, Any]:
     """The canonical JSON form stored with a version."""
     data: dict[str, Any] = json.loads(program.model_dump_json(by_alias=True))
     return data
-
-
-def section_names() -> list[str]:
-    return [*SECTIONS, *LIST_SECTIONS]
-
