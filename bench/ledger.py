@@ -21,7 +21,7 @@ from pointsmith import clock
 from pointsmith.db import get_engine, read_only, unit_of_work
 from pointsmith.idempotency import idempotency_keys
 from pointsmith.ledger import queries
-from pointsmith.ledger.service import CreditRequest, credit, credit_many
+from pointsmith.ledger.service import CreditRequest, credit, post_credits
 from pointsmith.ledger.tables import ledger_lots, ledger_postings, ledger_transactions, point_balances
 from pointsmith.members.tables import members
 
@@ -44,7 +44,7 @@ def batch_credits(url: str, n: int) -> float:
     def run() -> None:
         for start in range(0, n, BATCH):
             with unit_of_work(engine) as conn:
-                credit_many(conn, [CreditRequest(f"m{i:07d}", 100, f"bench-{i}", at=T0)
+                post_credits(conn, [CreditRequest(f"m{i:07d}", 100, f"bench-{i}", at=T0)
                                    for i in range(start, min(n, start + BATCH))])
 
     return timed(run)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from decimal import Decimal
@@ -127,6 +127,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        # the default page cache (2 MB) makes index upkeep read pages back once tables outgrow it
+        cur.execute("PRAGMA cache_size=-131072")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -214,9 +216,19 @@ def read_only(engine: Engine, *, single_statement: bool = False) -> Iterator[Con
 # is what makes batch writes run near the database's own speed.
 
 
+@functools.lru_cache(maxsize=4096)  # batches repeat few distinct times (a batch's "now", an event's time)
 def _sqlite_time(value: datetime | None) -> str | None:
     # the text UtcDateTime stores on SQLite: naive UTC, always six fractional digits so text order is time order
     return None if value is None else ensure_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def driver_time(conn: Connection) -> Callable[[datetime | None], Any]:
+    """What turns an aware datetime into the driver's value for a UtcDateTime column."""
+    return _same if is_postgres(conn) else _sqlite_time
 
 
 def _json_text(value: Any) -> str | None:
@@ -271,34 +283,46 @@ COPY_FROM = 64  # rows: below this a plain executemany beats COPY's extra round 
 
 def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert rows (dicts with the same keys) in one round trip: COPY on PostgreSQL, executemany on SQLite."""
+    if rows:
+        columns = list(rows[0])
+        insert_rows(conn, table.name, columns, _tuples(rows, columns, _converters(conn, table, columns)))
+
+
+def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """`bulk_insert` of rows already in the driver's terms (tuples in `columns` order)."""
     if not rows:
         return
-    columns = list(rows[0])
-    values = _tuples(rows, columns, _converters(conn, table, columns))
     names = ", ".join(columns)
     if is_postgres(conn) and len(rows) >= COPY_FROM:
         driver = conn.connection.driver_connection
         assert driver is not None
-        with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-            for row in values:
+        with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
                 copy.write_row(row)
         return
     mark = "%s" if is_postgres(conn) else "?"
-    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
-    driver_execute(conn, sql, values, many=True)
+    sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
+    driver_execute(conn, sql, rows, many=True)
 
 
 def bulk_update(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], *,
                 increment: bool = False) -> None:
     """UPDATE table SET each non-key column (or add to it, with `increment`) WHERE key matches, for many rows."""
+    if rows:
+        columns = [c for c in rows[0] if c != key]
+        ordered = [*columns, key]
+        update_rows(conn, table.name, key, columns, _tuples(rows, ordered, _converters(conn, table, ordered)),
+                    increment=increment)
+
+
+def update_rows(conn: Connection, table: str, key: str, columns: Sequence[str], rows: list[tuple[Any, ...]], *,
+                increment: bool = False) -> None:
+    """`bulk_update` of driver-ready tuples: the `columns` values, then the key."""
     if not rows:
         return
-    columns = [c for c in rows[0] if c != key]
     mark = "%s" if is_postgres(conn) else "?"
     sets = ", ".join(f"{c} = {c} + {mark}" if increment else f"{c} = {mark}" for c in columns)
-    sql = f"UPDATE {table.name} SET {sets} WHERE {key} = {mark}"  # noqa: S608
-    ordered = [*columns, key]
-    driver_execute(conn, sql, _tuples(rows, ordered, _converters(conn, table, ordered)), many=True)
+    driver_execute(conn, f"UPDATE {table} SET {sets} WHERE {key} = {mark}", rows, many=True)  # noqa: S608
 
 
 # --- migrations -------------------------------------------------------------

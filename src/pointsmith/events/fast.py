@@ -30,7 +30,7 @@ from pointsmith.events.tables import events
 from pointsmith.events.validation import Event
 from pointsmith.growth.tables import growth_entries
 from pointsmith.idempotency import lock_many
-from pointsmith.ledger.service import CreditRequest, credit_many
+from pointsmith.ledger.service import CreditRequest, post_credits
 from pointsmith.members.service import Member, Status, member_from_row, random_invite_code
 from pointsmith.members.tables import members
 from pointsmith.program import service as programs
@@ -277,7 +277,7 @@ def _write(conn: Connection, new_members: list[Member], credits: list[CreditRequ
                                  "invite_code": m.invite_code, "invited_by": None, "joined_at": m.joined_at,
                                  "status_reason": None, "created_at": now, "updated_at": now} for m in new_members])
     if credits:
-        credit_many(conn, credits)
+        post_credits(conn, credits)
     bulk_insert(conn, growth_entries, rows["growth"])
     bulk_insert(conn, rule_awards, rows["awards"])
     bulk_insert(conn, orders, rows["orders"])

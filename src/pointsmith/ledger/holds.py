@@ -68,7 +68,7 @@ def hold(conn: Connection, member_id: str, points: int, *, key: str, reference: 
         conn.execute(ledger_holds.insert().values(id=hold_id, member_id=member_id, reference=reference,
                                                   points=points, captured=0, status="active", created_at=when,
                                                   expires_at=when + timeout))
-        return {"hold": get(conn, member_id, hold_id).as_dict(), "transaction": transaction_view(written, state)}
+        return {"hold": get(conn, member_id, hold_id).as_dict(), "transaction": transaction_view(written)}
 
     return idempotency.run_once(conn, scope=member_id, key=key, operation="points.hold", request=request,
                                 write=run)
@@ -95,7 +95,7 @@ def capture(conn: Connection, member_id: str, hold_id: str, points: int | None =
         written = write(conn, drafts, {member_id: state})
         _close(conn, hold_id, "captured", when, captured=amount)
         return {"hold": get(conn, member_id, hold_id).as_dict(),
-                "transaction": transaction_view(written[0], state)}
+                "transaction": {**transaction_view(written[0]), "balance": state.as_dict()}}
 
     return idempotency.run_once(conn, scope=member_id, key=key, operation="points.capture", request=request,
                                 write=run)
@@ -111,7 +111,7 @@ def void(conn: Connection, member_id: str, hold_id: str, *, key: str, at: dateti
         draft = release_draft(conn, state, h, keep=0, at=when, policy=policy_at(conn, when), kind="release")
         written = write(conn, [draft], {member_id: state})[0]
         _close(conn, hold_id, "voided", when)
-        return {"hold": get(conn, member_id, hold_id).as_dict(), "transaction": transaction_view(written, state)}
+        return {"hold": get(conn, member_id, hold_id).as_dict(), "transaction": transaction_view(written)}
 
     return idempotency.run_once(conn, scope=member_id, key=key, operation="points.void",
                                 request={"hold_id": hold_id}, write=run)

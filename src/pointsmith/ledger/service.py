@@ -7,6 +7,8 @@ they are never a hot spot.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,15 +18,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock, idempotency
-from pointsmith.db import bulk_insert, driver_execute, is_postgres, loads
+from pointsmith.db import driver_execute, driver_time, insert_rows, is_postgres, loads
 from pointsmith.errors import IdempotencyConflict, InsufficientPoints, ValidationFailed
-from pointsmith.idempotency import Outcome, idempotency_keys, request_hash
-from pointsmith.ledger.common import check_points, lock_member_points, transaction_view
+from pointsmith.idempotency import Outcome
+from pointsmith.ledger.common import check_points, lock_member_points, stored_view, transaction_view
 from pointsmith.ledger.holds import release_lapsed
 from pointsmith.ledger.lots import spendable_lots, take_from_lots
 from pointsmith.ledger.policy import PointsPolicy, policy_at, policy_of
 from pointsmith.ledger.tables import ledger_lots
-from pointsmith.ledger.writer import Draft, NewLot, PointState, Posting, lock_states, write
+from pointsmith.ledger.writer import Draft, NewLot, PointState, Posting, Written, lock_states, write
 from pointsmith.program import service as programs
 
 CREDIT = "points.credit"
@@ -44,15 +46,12 @@ class CreditRequest:
     actor: str | None = None
     reason: str | None = None
 
-    def request(self) -> dict[str, Any]:
-        """What a retry must repeat exactly (everything but the key)."""
-        return {"member_id": self.member_id, "points": self.points, "at": clock.iso(self.at) if self.at else None,
-                "pending": self.pending, "kind": self.kind, "reference": self.reference, "event_id": self.event_id,
-                "rule_key": self.rule_key, "actor": self.actor, "reason": self.reason}
-
     def digest(self) -> str:
-        """The request hash an idempotency record keeps."""
-        return request_hash(CREDIT, self.request())
+        """The request hash an idempotency record keeps: of the fields in a fixed order (a JSON list,
+        so no separator can be forged), cheaper than hashing `request()` with sorted keys."""
+        fields = [CREDIT, self.member_id, self.points, clock.iso(self.at) if self.at else None, self.pending,
+                  self.kind, self.reference, self.event_id, self.rule_key, self.actor, self.reason]
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 # --- credit -----------------------------------------------------------------
@@ -82,24 +81,45 @@ def credit(conn: Connection, req: CreditRequest) -> Outcome:
     return credit_many(conn, [req])[0]
 
 
+@dataclass(frozen=True)
+class Credited:
+    """How one credit request was answered: by this call's write, or by an earlier one of its key."""
+
+    replayed: bool
+    written: Written | None = None  # this call's write (when replayed: the batch's first with the key)
+    stored: dict[str, Any] | None = None  # an earlier call's record: its transaction id and balances
+
+    def outcome(self, conn: Connection) -> Outcome:
+        if self.written is not None:
+            return Outcome(201, transaction_view(self.written), self.replayed)
+        assert self.stored is not None
+        return Outcome(201, stored_view(conn, self.stored["transaction_id"], self.stored["balance"]), True)
+
+
 def credit_many(conn: Connection, requests: Sequence[CreditRequest],
                 policy: PointsPolicy | None = None) -> list[Outcome]:
     """Credit many members set-based; each request is idempotent by (member, key)."""
+    return [c.outcome(conn) for c in post_credits(conn, requests, policy)]
+
+
+def post_credits(conn: Connection, requests: Sequence[CreditRequest],
+                 policy: PointsPolicy | None = None) -> list[Credited]:
+    """`credit_many` for callers that need no answer bodies (event ingestion, bulk grants)."""
     for req in requests:
         check_points(req.points)
     digests = [req.digest() for req in requests]
     states = lock_states(conn, (r.member_id for r in requests))
-    stored = _stored(conn, requests, digests)
-    first_in_batch: dict[tuple[str, str], int] = {}
-    drafts: list[tuple[int, Draft]] = []
+    stored = _stored(conn, requests)
+    first: dict[tuple[str, str], int] = {}  # (member, key) -> the index of its first request in this batch
+    drafts: list[Draft] = []
     versions = programs.timeline(conn) if policy is None else []
     policies: dict[int | None, PointsPolicy] = {}
     debt = {m: s.debt for m, s in states.items()}  # as this batch's earlier credits leave it
     for i, req in enumerate(requests):
         ident = (req.member_id, req.key)
-        if ident in stored or ident in first_in_batch:
-            continue  # answered below from the stored outcome, or this batch's first
-        first_in_batch[ident] = i
+        if ident in stored or ident in first:
+            continue  # answered below from the stored record, or this batch's first
+        first[ident] = i
         at = clock.ensure_utc(req.at) if req.at else clock.now()
         if policy is None:
             version = programs.in_force(versions, at)
@@ -108,52 +128,54 @@ def credit_many(conn: Connection, requests: Sequence[CreditRequest],
                 policies[number] = policy_of(version)
         draft = credit_draft(req, policy or policies[number], at, debt=debt[req.member_id])
         debt[req.member_id] -= sum(p.amount for p in draft.postings if p.account == "available" and p.lot_id is None)
-        drafts.append((i, draft))
-    written = write(conn, [d for _, d in drafts], states)
-    outcomes: dict[int, Outcome] = {}
-    now = clock.now()
-    rows = []
-    for (i, _), w in zip(drafts, written, strict=True):
-        body = transaction_view(w, states[w.draft.member_id])
-        outcomes[i] = Outcome(201, body, replayed=False)
-        rows.append({"scope": requests[i].member_id, "key": requests[i].key, "operation": CREDIT,
-                     "request_hash": digests[i], "status": 201, "result": body, "created_at": now})
-    bulk_insert(conn, idempotency_keys, rows)
+        drafts.append(draft)
+    written = dict(zip(first.values(), write(conn, drafts, states), strict=True))
+    created = driver_time(conn)(clock.now())
+    # the record keeps what a retry needs to answer the same: the transaction and the balances after it
+    insert_rows(conn, "idempotency_keys", IDEMPOTENCY_COLUMNS, [
+        (requests[i].member_id, requests[i].key, CREDIT, digests[i], 201, _record(w), created)
+        for i, w in written.items()])
     answers = []
     for i, req in enumerate(requests):
         ident = (req.member_id, req.key)
-        if i in outcomes:
-            answers.append(outcomes[i])
-            continue
-        first, first_digest = stored[ident] if ident in stored else (outcomes[first_in_batch[ident]],
-                                                                     digests[first_in_batch[ident]])
-        if first_digest != digests[i]:
+        record, digest = stored[ident] if ident in stored else (None, digests[first[ident]])
+        if digest != digests[i]:
             raise IdempotencyConflict(f"idempotency key {req.key!r} was used with a different request")
-        answers.append(Outcome(first.status, first.body, replayed=True))
+        answers.append(Credited(record is not None or first[ident] != i, written.get(first.get(ident, -1)), record))
     return answers
 
 
-def _stored(conn: Connection, requests: Sequence[CreditRequest], digests: list[str]
-            ) -> dict[tuple[str, str], tuple[Outcome, str]]:
-    """Earlier outcomes of these (member, key) pairs, with the digest of the request that made them."""
+IDEMPOTENCY_COLUMNS = ("scope", "key", "operation", "request_hash", "status", "result", "created_at")
+
+
+def _record(w: Written) -> str:
+    b = w.balance  # JSON of whole numbers only, so a format string is exact
+    return (f'{{"transaction_id":{w.transaction_id},"balance":{{"available":{b["available"]},'
+            f'"pending":{b["pending"]},"held":{b["held"]},"debt":{b["debt"]}}}}}')
+
+
+def _stored(conn: Connection, requests: Sequence[CreditRequest]) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
+    """Earlier records of these (member, key) pairs, with the digest of the request that made them."""
     wanted = sorted({(r.member_id, r.key) for r in requests})
-    found: dict[tuple[str, str], tuple[Outcome, str]] = {}
+    found: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
     postgres = is_postgres(conn)
     for start in range(0, len(wanted), 2000):
         chunk = wanted[start:start + 2000]
         # straight to the driver (placeholders only): this runs for every credit
         if postgres:
             rows = driver_execute(
-                conn, "SELECT k.scope, k.key, k.request_hash, k.status, k.result::text FROM idempotency_keys k "
+                conn, "SELECT k.scope, k.key, k.request_hash, k.result::text FROM idempotency_keys k "
                 "JOIN unnest(%s::text[], %s::text[]) AS w(scope, key) ON k.scope = w.scope AND k.key = w.key",
                 ([m for m, _ in chunk], [x for _, x in chunk]))
         else:
             pairs = ", ".join(["(?, ?)"] * len(chunk))
+            # CROSS JOIN keeps the wanted pairs as the outer loop, so each is one primary-key search
+            # (a row-value IN over VALUES would scan the whole table)
             rows = driver_execute(
-                conn, "SELECT scope, key, request_hash, status, result FROM idempotency_keys "  # noqa: S608
-                f"WHERE (scope, key) IN (VALUES {pairs})", tuple(v for pair in chunk for v in pair))
-        found.update({(scope, key): (Outcome(status, loads(result), replayed=True), digest)
-                      for scope, key, digest, status, result in rows})
+                conn, f"WITH w(scope, key) AS (VALUES {pairs}) SELECT k.scope, k.key, k.request_hash, "  # noqa: S608
+                "k.result FROM w CROSS JOIN idempotency_keys k ON k.scope = w.scope AND k.key = w.key",
+                tuple(v for pair in chunk for v in pair))
+        found.update({(scope, key): (loads(result), digest) for scope, key, digest, result in rows})
     return found
 
 
@@ -178,7 +200,7 @@ def spend(conn: Connection, member_id: str, points: int, *, key: str, reference:
                                      f"{points} needed")
         draft = Draft(member_id, "spend", when, (*postings, Posting("redeemed", points)), reference=reference,
                       program_version=policy.program_version, actor=actor, activity=True)
-        return transaction_view(write(conn, [draft], {member_id: state})[0], state)
+        return transaction_view(write(conn, [draft], {member_id: state})[0])
 
     return idempotency.run_once(conn, scope=member_id, key=key, operation="points.spend", request=request,
                                 write=run)
@@ -234,7 +256,7 @@ def reverse(conn: Connection, member_id: str, points: int, *, key: str, referenc
         if short or draft is None:
             raise InsufficientPoints(f"member {member_id!r} has {points - short} points to take back, "
                                      f"{points} asked")
-        return transaction_view(write(conn, [draft], {member_id: state})[0], state)
+        return transaction_view(write(conn, [draft], {member_id: state})[0])
 
     return idempotency.run_once(conn, scope=member_id, key=key, operation="points.reverse", request=request,
                                 write=run)
@@ -264,7 +286,7 @@ def adjust(conn: Connection, member_id: str, points: int, *, key: str, reason: s
             raise InsufficientPoints(f"member {member_id!r} has {-points - short} spendable points; "
                                      "send allow_debt to take more")
         audit.record(conn, "points:adjust", member_id, actor, points=points, reason=reason)
-        return transaction_view(write(conn, [draft], {member_id: state})[0], state)
+        return transaction_view(write(conn, [draft], {member_id: state})[0])
 
     return idempotency.run_once(conn, scope=member_id, key=key, operation="points.adjust", request=request_body,
                                 write=run)

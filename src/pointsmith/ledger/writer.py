@@ -9,35 +9,30 @@ recomputes.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import bulk_insert, bulk_update, driver_execute, is_postgres
+from pointsmith.db import driver_execute, driver_time, insert_rows, is_postgres, update_rows
 from pointsmith.errors import UnknownMember
-from pointsmith.ledger.tables import (
-    ledger_lots,
-    ledger_postings,
-    ledger_transactions,
-    point_balances,
-)
 
 
-@dataclass(frozen=True)
-class Posting:
+class Posting(NamedTuple):
+    """One line of a transaction (a tuple: drafts hold many, and the writer stores them as they are)."""
+
     account: str
     amount: int
     lot_id: int | None = None
     hold_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times more, per credit
 class NewLot:
     """A lot created by a credit; its id is the placeholder 0 in the draft's postings until written."""
 
@@ -50,7 +45,7 @@ class NewLot:
     rule_key: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Draft:
     member_id: str
     kind: str
@@ -66,7 +61,7 @@ class Draft:
     activity: bool = False  # an earn or a spend: keeps points alive under the inactivity policy
 
     def __post_init__(self) -> None:
-        if sum(p.amount for p in self.postings) != 0:
+        if sum(p[1] for p in self.postings) != 0:
             raise ValueError(f"unbalanced {self.kind} transaction: {self.postings}")
 
 
@@ -93,21 +88,11 @@ class Written:
     lot_id: int | None
     draft: Draft
     hash: str
+    balance: dict[str, int]  # the member's balances right after this transaction
 
-
-@dataclass
-class _LotDelta:
-    remaining: int = 0
-    pending: int = 0
-
-
-@dataclass
-class _Plan:
-    transactions: list[dict[str, Any]] = field(default_factory=list)
-    postings: list[dict[str, Any]] = field(default_factory=list)
-    lots: list[dict[str, Any]] = field(default_factory=list)
-    lot_deltas: dict[int, _LotDelta] = field(default_factory=lambda: defaultdict(_LotDelta))
-    written: list[Written] = field(default_factory=list)
+    def postings(self) -> list[Posting]:
+        """The draft's postings with the new lot's id in place of the placeholder 0."""
+        return [p._replace(lot_id=self.lot_id) if p.lot_id == 0 else p for p in self.draft.postings]
 
 
 def lock_states(conn: Connection, member_ids: Iterable[str]) -> dict[str, PointState]:
@@ -150,87 +135,109 @@ def _time(value: datetime | str | None) -> datetime | None:
     return clock.ensure_utc(datetime.fromisoformat(value))
 
 
+TRANSACTION_COLUMNS = ("id", "member_id", "kind", "effective_at", "recorded_at", "reference", "event_id",
+                       "rule_key", "program_version", "actor", "reason", "hash")
+POSTING_COLUMNS = ("transaction_id", "line", "member_id", "account", "amount", "lot_id", "hold_id", "effective_at")
+LOT_COLUMNS = ("id", "member_id", "transaction_id", "points", "pending", "remaining", "earned_at", "available_at",
+               "expires_at", "reference", "event_id", "rule_key")
+BALANCE_COLUMNS = ("available", "pending", "held", "debt", "last_activity_at", "last_hash", "updated_at")
+
+
 def write(conn: Connection, drafts: Sequence[Draft], states: dict[str, PointState]) -> list[Written]:
-    """Store `drafts` in order and bring `states` (and the stored caches) up to date."""
+    """Store `drafts` in order and bring `states` (and the stored caches) up to date.
+
+    Rows are built as driver-ready tuples in one pass: this loop runs for every
+    posting the ledger ever writes, so it avoids per-row dicts and conversions.
+    """
     if not drafts:
         return []
     now = clock.now()
+    stamp = driver_time(conn)
+    recorded = stamp(now)
     transaction_ids = allocate_ids(conn, "ledger_transactions", len(drafts))
     lot_ids = iter(allocate_ids(conn, "ledger_lots", sum(1 for d in drafts if d.new_lot)))
-    plan = _Plan()
+    transactions: list[tuple[Any, ...]] = []
+    postings: list[tuple[Any, ...]] = []
+    new_lots: dict[int, list[Any]] = {}  # lot id -> its row; credits to a lot written in this batch fold into it
+    lot_deltas: dict[int, list[int]] = {}  # existing lot id -> [remaining, pending] to add
+    written: list[Written] = []
     touched: dict[str, PointState] = {}
     for draft, transaction_id in zip(drafts, transaction_ids, strict=True):
         lot_id = next(lot_ids) if draft.new_lot else None
-        postings = [replace(p, lot_id=lot_id) if p.lot_id == 0 else p for p in draft.postings]
+        lines: list[tuple[str, int, int | None, str | None]] = list(draft.postings) if lot_id is None else [
+            (a, n, lot_id if lot == 0 else lot, h) for a, n, lot, h in draft.postings]
         state = states[draft.member_id]
         digest = content_hash(state.last_hash, transaction_id, draft.member_id, draft.kind, draft.effective_at,
-                              postings)
-        _apply(state, draft, postings, plan.lot_deltas, digest)
-        touched[draft.member_id] = state
-        plan.transactions.append({
-            "id": transaction_id, "member_id": draft.member_id, "kind": draft.kind,
-            "effective_at": draft.effective_at, "recorded_at": now, "reference": draft.reference,
-            "event_id": draft.event_id, "rule_key": draft.rule_key, "program_version": draft.program_version,
-            "actor": draft.actor, "reason": draft.reason, "hash": digest})
-        plan.postings += [{"transaction_id": transaction_id, "line": line, "member_id": draft.member_id,
-                           "account": p.account, "amount": p.amount, "lot_id": p.lot_id, "hold_id": p.hold_id,
-                           "effective_at": draft.effective_at} for line, p in enumerate(postings)]
+                              lines)
+        effective = stamp(draft.effective_at)
         if draft.new_lot and lot_id is not None:
             lot = draft.new_lot
-            delta = plan.lot_deltas.pop(lot_id, _LotDelta())
-            plan.lots.append({
-                "id": lot_id, "member_id": draft.member_id, "transaction_id": transaction_id,
-                "points": lot.points, "pending": delta.pending, "remaining": delta.remaining,
-                "earned_at": lot.earned_at, "available_at": lot.available_at, "expires_at": lot.expires_at,
-                "reference": lot.reference, "event_id": lot.event_id, "rule_key": lot.rule_key})
-        plan.written.append(Written(transaction_id, lot_id, draft, digest))
-    _store(conn, plan, touched, now)
-    return plan.written
+            new_lots[lot_id] = [lot_id, draft.member_id, transaction_id, lot.points, 0, 0, stamp(lot.earned_at),
+                                stamp(lot.available_at), stamp(lot.expires_at), lot.reference, lot.event_id,
+                                lot.rule_key]
+        _apply(state, draft, lines, new_lots, lot_deltas, digest)
+        touched[draft.member_id] = state
+        transactions.append((transaction_id, draft.member_id, draft.kind, effective, recorded, draft.reference,
+                             draft.event_id, draft.rule_key, draft.program_version, draft.actor, draft.reason,
+                             digest))
+        postings += [(transaction_id, line, draft.member_id, a, n, lot, h, effective)
+                     for line, (a, n, lot, h) in enumerate(lines)]
+        written.append(Written(transaction_id, lot_id, draft, digest, state.as_dict()))
+    insert_rows(conn, "ledger_transactions", TRANSACTION_COLUMNS, transactions)
+    insert_rows(conn, "ledger_postings", POSTING_COLUMNS, postings)
+    insert_rows(conn, "ledger_lots", LOT_COLUMNS, [tuple(row) for row in new_lots.values()])
+    update_rows(conn, "ledger_lots", "id", ("remaining", "pending"),
+                [(r, p, lot_id) for lot_id, (r, p) in lot_deltas.items() if r or p], increment=True)
+    _store_balances(conn, touched.values(), stamp, recorded)
+    return written
 
 
-def _apply(state: PointState, draft: Draft, postings: list[Posting], lot_deltas: dict[int, _LotDelta],
-           digest: str) -> None:
-    for p in postings:
-        if p.account == "available":
-            state.available += p.amount
-            if p.lot_id is None:
-                state.debt -= p.amount
+def _apply(state: PointState, draft: Draft, postings: list[tuple[str, int, int | None, str | None]],
+           new_lots: dict[int, list[Any]], lot_deltas: dict[int, list[int]], digest: str) -> None:
+    """Move the cached balances (and lot remainders) by the postings."""
+    for account, amount, lot_id, _ in postings:
+        if account == "available":
+            state.available += amount
+            if lot_id is None:
+                state.debt -= amount
+            elif lot_id in new_lots:
+                new_lots[lot_id][5] += amount
             else:
-                lot_deltas[p.lot_id].remaining += p.amount
-        elif p.account == "pending":
-            state.pending += p.amount
-            if p.lot_id is not None:
-                lot_deltas[p.lot_id].pending += p.amount
-        elif p.account == "held":
-            state.held += p.amount
+                lot_deltas.setdefault(lot_id, [0, 0])[0] += amount
+        elif account == "pending":
+            state.pending += amount
+            if lot_id in new_lots:
+                new_lots[lot_id][4] += amount
+            elif lot_id is not None:
+                lot_deltas.setdefault(lot_id, [0, 0])[1] += amount
+        elif account == "held":
+            state.held += amount
     if draft.activity:
         state.last_activity_at = max(filter(None, (state.last_activity_at, draft.effective_at)))
     state.last_hash = digest
 
 
-def _store(conn: Connection, plan: _Plan, touched: dict[str, PointState], now: datetime) -> None:
-    bulk_insert(conn, ledger_transactions, plan.transactions)
-    bulk_insert(conn, ledger_postings, plan.postings)
-    bulk_insert(conn, ledger_lots, plan.lots)
-    bulk_update(conn, ledger_lots, "id", [{"remaining": d.remaining, "pending": d.pending, "id": lot_id}
-                                          for lot_id, d in plan.lot_deltas.items() if d.remaining or d.pending],
-                increment=True)
-
-    def row(s: PointState) -> dict[str, Any]:
-        return {"member_id": s.member_id, "available": s.available, "pending": s.pending, "held": s.held,
-                "debt": s.debt, "last_activity_at": s.last_activity_at, "last_hash": s.last_hash, "updated_at": now}
-
-    bulk_insert(conn, point_balances, [row(s) for s in touched.values() if not s.exists])
-    bulk_update(conn, point_balances, "member_id", [row(s) for s in touched.values() if s.exists])
-    for s in touched.values():
-        s.exists = True
+def _store_balances(conn: Connection, touched: Iterable[PointState], stamp: Any, recorded: Any) -> None:
+    inserts, updates = [], []
+    for s in touched:
+        values = (s.available, s.pending, s.held, s.debt, stamp(s.last_activity_at), s.last_hash, recorded)
+        if s.exists:
+            updates.append((*values, s.member_id))
+        else:
+            inserts.append((s.member_id, *values))
+            s.exists = True
+    insert_rows(conn, "point_balances", ("member_id", *BALANCE_COLUMNS), inserts)
+    update_rows(conn, "point_balances", "member_id", BALANCE_COLUMNS, updates)
 
 
 def content_hash(previous: str, transaction_id: int, member_id: str, kind: str, effective_at: datetime,
-                 postings: Sequence[Posting]) -> str:
-    lines = sorted(f"{p.account}:{p.amount}:{p.lot_id or 0}:{p.hold_id or ''}" for p in postings)
-    body = f"{previous}|{transaction_id}|{member_id}|{kind}|{clock.iso(effective_at)}|{';'.join(lines)}"
+                 postings: Sequence[tuple[str, int, int | None, str | None]]) -> str:
+    lines = sorted(f"{account}:{amount}:{lot_id or 0}:{hold_id or ''}" for account, amount, lot_id, hold_id in postings)
+    body = f"{previous}|{transaction_id}|{member_id}|{kind}|{_iso(effective_at)}|{';'.join(lines)}"
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+_iso = functools.lru_cache(maxsize=4096)(clock.iso)  # a batch repeats few distinct times
 
 
 def allocate_ids(conn: Connection, table: str, count: int) -> list[int]:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from pointsmith.errors import DuplicateOrder, RefundExceedsOrder, UnknownOrder
 from pointsmith.events.validation import Event
 from pointsmith.growth import service as growth
-from pointsmith.ledger.service import CreditRequest, credit_many, reverse
+from pointsmith.ledger.service import CreditRequest, post_credits, reverse
 from pointsmith.members.service import Member
 from pointsmith.program.schema import Program, Rule
 from pointsmith.program.service import Version
@@ -58,7 +58,7 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
                    credits, growth_rows, award_rows)
         results.append(result)
     if credits:
-        credit_many(conn, credits)
+        post_credits(conn, credits)
     growth.record(conn, growth_rows)
     if award_rows:
         conn.execute(rule_awards.insert(), award_rows)
