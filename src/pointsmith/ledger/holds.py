@@ -22,6 +22,7 @@ from pointsmith.idempotency import Outcome
 from pointsmith.ledger.common import check_points, lock_member_points, transaction_view
 from pointsmith.ledger.lots import spendable_lots, take_from_lots
 from pointsmith.ledger.policy import PointsPolicy, policy_at
+from pointsmith.ledger.queries import of_member
 from pointsmith.ledger.tables import ledger_holds, ledger_lots, ledger_postings
 from pointsmith.ledger.writer import Draft, PointState, Posting, write
 
@@ -121,8 +122,8 @@ def release_draft(conn: Connection, state: PointState, h: Hold, *, keep: int, at
                   policy: PointsPolicy, kind: str) -> Draft:
     """Return a hold's points beyond the first `keep` to the lots they came from (latest-taken first)."""
     taken = conn.execute(sa.select(ledger_postings.c.lot_id, -ledger_postings.c.amount)
-                         .where(ledger_postings.c.member_id == h.member_id, ledger_postings.c.hold_id == h.id,
-                                ledger_postings.c.account == "available")
+                         .select_from(of_member(h.member_id))
+                         .where(ledger_postings.c.hold_id == h.id, ledger_postings.c.account == "available")
                          .order_by(ledger_postings.c.transaction_id, ledger_postings.c.line)).all()
     expiry = dict(conn.execute(sa.select(ledger_lots.c.id, ledger_lots.c.expires_at)
                                .where(ledger_lots.c.id.in_([lot for lot, _ in taken]))).all())

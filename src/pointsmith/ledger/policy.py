@@ -28,8 +28,16 @@ class PointsPolicy:
         return cls(program.points.expiry, ZoneInfo(program.program.timezone), program.points.pending_days,
                    program.program.point_value, version)
 
+    # earn times repeat within a batch, and calendar arithmetic in a time zone is not cheap
+    _expiry_memo: dict[datetime, datetime | None] = field(default_factory=dict, compare=False, repr=False)
+
     def expires_at(self, earned_at: datetime) -> datetime | None:
-        return lot_expires_at(self.expiry, self.timezone, earned_at)
+        memo = self._expiry_memo
+        if earned_at not in memo:
+            if len(memo) > 4096:
+                memo.clear()
+            memo[earned_at] = lot_expires_at(self.expiry, self.timezone, earned_at)
+        return memo[earned_at]
 
     def available_at(self, earned_at: datetime, *, pending: bool) -> datetime:
         return earned_at + timedelta(days=self.pending_days) if pending and self.pending_days else earned_at

@@ -7,9 +7,9 @@ they are never a hot spot.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,11 +47,11 @@ class CreditRequest:
     reason: str | None = None
 
     def digest(self) -> str:
-        """The request hash an idempotency record keeps: of the fields in a fixed order (a JSON list,
-        so no separator can be forged), cheaper than hashing `request()` with sorted keys."""
-        fields = [CREDIT, self.member_id, self.points, clock.iso(self.at) if self.at else None, self.pending,
-                  self.kind, self.reference, self.event_id, self.rule_key, self.actor, self.reason]
-        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+        """The request hash an idempotency record keeps: of the fields in a fixed order, as the repr
+        of a tuple of strings, numbers and None (unambiguous: strings are quoted and escaped)."""
+        fields = (CREDIT, self.member_id, self.points, clock.iso(self.at) if self.at else None, self.pending,
+                  self.kind, self.reference, self.event_id, self.rule_key, self.actor, self.reason)
+        return hashlib.sha256(repr(fields).encode()).hexdigest()
 
 
 # --- credit -----------------------------------------------------------------
@@ -112,8 +112,7 @@ def post_credits(conn: Connection, requests: Sequence[CreditRequest],
     stored = _stored(conn, requests)
     first: dict[tuple[str, str], int] = {}  # (member, key) -> the index of its first request in this batch
     drafts: list[Draft] = []
-    versions = programs.timeline(conn) if policy is None else []
-    policies: dict[int | None, PointsPolicy] = {}
+    policy_in_force = _policies(conn) if policy is None else (lambda _: policy)
     debt = {m: s.debt for m, s in states.items()}  # as this batch's earlier credits leave it
     for i, req in enumerate(requests):
         ident = (req.member_id, req.key)
@@ -121,12 +120,7 @@ def post_credits(conn: Connection, requests: Sequence[CreditRequest],
             continue  # answered below from the stored record, or this batch's first
         first[ident] = i
         at = clock.ensure_utc(req.at) if req.at else clock.now()
-        if policy is None:
-            version = programs.in_force(versions, at)
-            number = version.version if version else None
-            if number not in policies:
-                policies[number] = policy_of(version)
-        draft = credit_draft(req, policy or policies[number], at, debt=debt[req.member_id])
+        draft = credit_draft(req, policy_in_force(at), at, debt=debt[req.member_id])
         debt[req.member_id] -= sum(p.amount for p in draft.postings if p.account == "available" and p.lot_id is None)
         drafts.append(draft)
     written = dict(zip(first.values(), write(conn, drafts, states), strict=True))
@@ -143,6 +137,22 @@ def post_credits(conn: Connection, requests: Sequence[CreditRequest],
             raise IdempotencyConflict(f"idempotency key {req.key!r} was used with a different request")
         answers.append(Credited(record is not None or first[ident] != i, written.get(first.get(ident, -1)), record))
     return answers
+
+
+def _policies(conn: Connection) -> Callable[[datetime], PointsPolicy]:
+    """The points policy in force at a time, remembered per time and per version for one batch."""
+    versions = programs.timeline(conn)
+    by_version: dict[int | None, PointsPolicy] = {}
+
+    @functools.lru_cache(maxsize=1024)
+    def at(when: datetime) -> PointsPolicy:
+        version = programs.in_force(versions, when)
+        number = version.version if version else None
+        if number not in by_version:
+            by_version[number] = policy_of(version)
+        return by_version[number]
+
+    return at
 
 
 IDEMPOTENCY_COLUMNS = ("scope", "key", "operation", "request_hash", "status", "result", "created_at")

@@ -60,10 +60,6 @@ class Draft:
     reason: str | None = None
     activity: bool = False  # an earn or a spend: keeps points alive under the inactivity policy
 
-    def __post_init__(self) -> None:
-        if sum(p[1] for p in self.postings) != 0:
-            raise ValueError(f"unbalanced {self.kind} transaction: {self.postings}")
-
 
 @dataclass
 class PointState:
@@ -194,8 +190,10 @@ def write(conn: Connection, drafts: Sequence[Draft], states: dict[str, PointStat
 
 def _apply(state: PointState, draft: Draft, postings: list[tuple[str, int, int | None, str | None]],
            new_lots: dict[int, list[Any]], lot_deltas: dict[int, list[int]], digest: str) -> None:
-    """Move the cached balances (and lot remainders) by the postings."""
+    """Move the cached balances (and lot remainders) by the postings; refuse an unbalanced draft."""
+    total = 0
     for account, amount, lot_id, _ in postings:
+        total += amount
         if account == "available":
             state.available += amount
             if lot_id is None:
@@ -212,6 +210,8 @@ def _apply(state: PointState, draft: Draft, postings: list[tuple[str, int, int |
                 lot_deltas.setdefault(lot_id, [0, 0])[1] += amount
         elif account == "held":
             state.held += amount
+    if total != 0:
+        raise ValueError(f"unbalanced {draft.kind} transaction: {postings}")
     if draft.activity:
         state.last_activity_at = max(filter(None, (state.last_activity_at, draft.effective_at)))
     state.last_hash = digest
