@@ -309,7 +309,10 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: list
         return
     mark = "%s" if is_postgres(conn) else "?"
     sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
-    driver_execute(conn, sql, rows, many=True)
+    if len(rows) == 1:  # psycopg's executemany runs a pipeline: extra round trips for a single row
+        driver_execute(conn, sql, rows[0])
+    else:
+        driver_execute(conn, sql, rows, many=True)
 
 
 _BINARY_COPY = ((sa.SmallInteger, "int2"), (sa.BigInteger, "int8"), (sa.Integer, "int4"), (sa.String, "text"),
@@ -349,7 +352,11 @@ def update_rows(conn: Connection, table: str, key: str, columns: Sequence[str], 
         return
     mark = "%s" if is_postgres(conn) else "?"
     sets = ", ".join(f"{c} = {c} + {mark}" if increment else f"{c} = {mark}" for c in columns)
-    driver_execute(conn, f"UPDATE {table} SET {sets} WHERE {key} = {mark}", rows, many=True)  # noqa: S608
+    sql = f"UPDATE {table} SET {sets} WHERE {key} = {mark}"  # noqa: S608
+    if len(rows) == 1:
+        driver_execute(conn, sql, rows[0])
+    else:
+        driver_execute(conn, sql, rows, many=True)
 
 
 # --- migrations -------------------------------------------------------------
