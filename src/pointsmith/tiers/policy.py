@@ -9,13 +9,17 @@
   by `rate_per_day` for each further whole day (compounded); the tier follows it.
 
 History entries are (effective time, growth), refunds as negative growth.
+`transitions` lists every change of tier the same rules imply, with its
+reason and effective time; `outlook` says what the next review holds.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pointsmith.program.schema import Level, Period, Qualification, TiersConfig
@@ -84,23 +88,140 @@ def _period_tier(config: TiersConfig, tz: ZoneInfo, entries: list[Entry], at: da
         start = end
 
 
-def decay_balance(config: TiersConfig, entries: list[Entry], at: datetime) -> Decimal:
-    rate, grace = config.decay.rate_per_day, config.decay.grace_days
-    balance, last_gain = Decimal(0), None
+@dataclass
+class _Decay:
+    """A decaying balance walked through the history: `applied` decay days are already in `balance`."""
 
-    def decayed(until: datetime) -> Decimal:
-        if last_gain is None:
-            return balance
-        idle_days = (until - last_gain) // timedelta(days=1) - grace
-        return balance * (1 - rate) ** idle_days if idle_days > 0 else balance
+    config: TiersConfig
+    balance: Decimal = Decimal(0)
+    last_gain: datetime | None = None
+    applied: int = 0
 
-    for t, growth in entries:
-        balance = max(decayed(t) + growth, Decimal(0))
+    def idle_days(self, t: datetime) -> int:
+        if self.last_gain is None:
+            return 0
+        return max((t - self.last_gain) // timedelta(days=1) - self.config.decay.grace_days, 0)
+
+    def at(self, t: datetime) -> Decimal:
+        return self.balance * (1 - self.config.decay.rate_per_day) ** (self.idle_days(t) - self.applied)
+
+    def add(self, t: datetime, growth: int) -> None:
+        self.balance, self.applied = max(self.at(t) + growth, Decimal(0)), self.idle_days(t)
         if growth > 0:
-            last_gain = t
-    return decayed(at)
+            self.last_gain, self.applied = t, 0
+
+    def crossings(self, end: datetime) -> list[datetime]:
+        """The times in (now, end] at which the balance, left alone, falls below a threshold."""
+        if self.last_gain is None or self.balance <= 0:
+            return []
+        keep = 1 - self.config.decay.rate_per_day
+        out = []
+        for level in self.config.levels[1:]:
+            threshold = Decimal(level.threshold)
+            if self.balance < threshold or threshold <= 0:
+                continue
+            n = max(math.ceil(math.log(float(threshold / self.balance)) / math.log(float(keep))) - 1, 0)
+            while self.balance * keep ** n >= threshold:  # exact, whatever float rounding said
+                n += 1
+            t = self.last_gain + timedelta(days=self.config.decay.grace_days + self.applied + n)
+            if t <= end:
+                out.append(t)
+        return out
+
+
+def decay_balance(config: TiersConfig, entries: Sequence[Entry], at: datetime) -> Decimal:
+    walk = _Decay(config)
+    for t, growth in entries:
+        if t <= at:
+            walk.add(t, growth)
+    return walk.at(at)
 
 
 def _decay_tier(config: TiersConfig, entries: list[Entry], at: datetime) -> TierState:
     balance = decay_balance(config, entries, at)
     return TierState(level_for(config.levels, balance), balance)
+
+
+Reason = Literal["upgrade", "review", "decay", "refund"]
+
+
+@dataclass(frozen=True)
+class Change:
+    at: datetime
+    from_level: int
+    to_level: int
+    reason: Reason
+
+
+def transitions(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], until: datetime) -> list[Change]:
+    """Every change of tier up to `until`, in order: an entry that raises the tier is an upgrade and
+    one that lowers it a refund; a period boundary that lowers it is a review; decay lowers it by day."""
+    entries = sorted((t, g) for t, g in history if t <= until)
+    moments = [t for t, _ in entries]
+    if entries and config.qualification is Qualification.period:
+        boundary = next_period(period_start(entries[0][0], config.period, tz), config.period)
+        while boundary <= until:
+            moments.append(boundary)
+            boundary = next_period(boundary, config.period)
+    elif entries and config.qualification is Qualification.decay:
+        moments += _decay_drops(config, entries, until)
+    changes: list[Change] = []
+    level = 0
+    for moment in sorted(set(moments)):
+        now = tier_at(config, tz, entries, moment).level
+        if now != level:
+            at_entry = any(t == moment for t, _ in entries)
+            reason: Reason = ("upgrade" if now > level else "refund") if at_entry else (
+                "review" if config.qualification is Qualification.period else "decay")
+            changes.append(Change(moment, level, now, reason))
+            level = now
+    return changes
+
+
+def _decay_drops(config: TiersConfig, entries: list[Entry], until: datetime) -> list[datetime]:
+    """Candidate moments of decay: where the balance crosses a threshold between entries."""
+    walk, out = _Decay(config), []
+    for i, (t, growth) in enumerate(entries):
+        walk.add(t, growth)
+        end = entries[i + 1][0] if i + 1 < len(entries) else until
+        out += [c for c in walk.crossings(end) if c > t]
+    return out
+
+
+def next_decay_drop(config: TiersConfig, history: Sequence[Entry], after: datetime) -> datetime | None:
+    """Decay: when the tier will next fall if no growth comes (None: never, or not this mode)."""
+    if config.qualification is not Qualification.decay:
+        return None
+    walk = _Decay(config)
+    for t, growth in sorted(history):
+        if t <= after:
+            walk.add(t, growth)
+    level = level_for(config.levels, walk.at(after))
+    far = after + timedelta(days=365 * 200)
+    drops = [c for c in walk.crossings(far) if c > after and level_for(config.levels, walk.at(c)) < level]
+    return min(drops, default=None)
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What the next review holds for a member (period mode; other modes have no reviews)."""
+
+    next_review_at: datetime | None
+    projected_level: int          # the tier the review would give if no more growth came
+    growth_to_keep: int | None    # more growth this period to keep the current tier at the review
+    growth_to_next: int | None    # more qualifying growth to reach the next tier now
+
+
+def outlook(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], at: datetime) -> Outlook:
+    state = tier_at(config, tz, history, at)
+    levels = config.levels
+    to_next = (max(int(math.ceil(levels[state.level + 1].threshold - state.qualifying)), 0)
+               if state.level + 1 < len(levels) else None)
+    if config.qualification is not Qualification.period or not any(t <= at for t, _ in history):
+        return Outlook(None, state.level, None, to_next)
+    review_at = next_period(period_start(at, config.period, tz), config.period)
+    earned = level_for(levels, state.qualifying)
+    floor = state.level - config.max_drop if config.max_drop is not None else 0
+    projected = max(earned, floor, 0)
+    keep = max(int(levels[state.level].threshold - state.qualifying), 0)
+    return Outlook(review_at, projected, keep, to_next)
