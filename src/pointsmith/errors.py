@@ -89,3 +89,11 @@ class RefundExceedsOrder(ValidationFailed):
 
 class DuplicateOrder(ValidationFailed):
     code, title = "duplicate_order", "Order already recorded"
+
+
+class BenefitNotEntitled(Conflict):
+    code, title = "benefit_not_entitled", "The member is not entitled to this benefit"
+
+
+class QuotaExhausted(Conflict):
+    code, title = "quota_exhausted", "The benefit's quota for this period is used up"

@@ -39,7 +39,7 @@ from pointsmith.rules.engine import Proposal, Tier, propose
 from pointsmith.rules.limits import Usage, apply_limits, period_bounds
 from pointsmith.rules.service import settle
 from pointsmith.rules.tables import orders, rule_awards
-from pointsmith.tiers.policy import tier_at
+from pointsmith.tiers import service as tiers
 
 PER_EVENT_TYPES = {"order.refunded", "member.registered", "member.verified"}
 
@@ -64,6 +64,7 @@ class _State:
     created: bool = False     # created by this run (its first accepted event says so)
     announced: bool = False
     history: list[tuple[datetime, int, bool]] = field(default_factory=list)  # (time, growth, is an earn)
+    override: tuple[str, datetime, datetime] | None = None  # an admin's tier: (tier, from, until)
     usage: dict[str, list[_Award]] = field(default_factory=lambda: defaultdict(list))
 
 
@@ -111,7 +112,18 @@ def ingest_run(conn: Connection, run: list[Event]) -> FastResult:
         results.append(("accepted", outcome))
         done += 1
     _write(conn, new_members, credits, rows)
+    _refresh_tiers(conn, timeline, rows["growth"])
     return FastResult(done, results)
+
+
+def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_rows: list[dict[str, Any]]) -> None:
+    """Bring the tier state of every member whose growth changed up to the batch's latest time."""
+    if not growth_rows:
+        return
+    until = max(r["effective_at"] for r in growth_rows)
+    version = programs.in_force(timeline, until)
+    if version is not None:
+        tiers.refresh(conn, version.program, {r["member_id"] for r in growth_rows}, until)
 
 
 class _Deduction(Exception):
@@ -136,7 +148,7 @@ def _apply(event: Event, version: Version | None, states: dict[str, _State], ord
     program = version.program
     tz = ZoneInfo(program.program.timezone)
     history = [(t, g) for t, g, _ in state.history if t <= event.occurred_at]
-    level = program.tiers.levels[tier_at(program.tiers, tz, history, event.occurred_at).level]
+    level = tiers.level_at(program, history, event.occurred_at, state.override)
     proposals = propose(program, event, state.member.expression_names(), Tier(level.key, level.multiplier))
     if any(p.status == "proposed" and p.points < 0 for p in proposals):
         raise _Deduction
@@ -238,6 +250,8 @@ def _load(conn: Connection, run: list[Event]) -> dict[str, _State]:
             sa.select(g.member_id, g.effective_at, g.amount, g.kind).where(in_list(conn, g.member_id, known))
             .order_by(g.member_id, g.effective_at, g.id)):
         states[member_id].history.append((t, int(amount), kind == "earn"))
+    for member_id, span in tiers.override_spans(conn, known).items():
+        states[member_id].override = span
     a = rule_awards.c
     for member_id, rule_key, t, points, refunded, counted in conn.execute(
             sa.select(a.member_id, a.rule_key, a.occurred_at, a.points, a.points_refunded, a.counted)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pointsmith.db import in_list
 from pointsmith.growth.tables import growth_entries
 from pointsmith.program.schema import Program
 from pointsmith.tiers.policy import Entry, TierState, tier_at
@@ -47,3 +48,14 @@ def lifetime(conn: Connection, member_id: str, *, at: datetime | None = None) ->
     if at is not None:
         query = query.where(g.effective_at <= at)
     return int(conn.execute(query).scalar_one())
+
+
+def histories(conn: Connection, member_ids: list[str]) -> dict[str, list[Entry]]:
+    """`history` of many members in one query."""
+    out: dict[str, list[Entry]] = {}
+    for chunk in (member_ids[i:i + 5000] for i in range(0, len(member_ids), 5000)):
+        for member_id, t, amount in conn.execute(
+                sa.select(g.member_id, g.effective_at, g.amount).where(in_list(conn, g.member_id, chunk))
+                .order_by(g.member_id, g.effective_at, g.id)):
+            out.setdefault(member_id, []).append((t, int(amount)))
+    return out

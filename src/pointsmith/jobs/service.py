@@ -18,6 +18,7 @@ from pointsmith import clock
 from pointsmith.db import advisory_lock, read_only, unit_of_work
 from pointsmith.jobs.tables import scheduled_jobs
 from pointsmith.ledger import jobs as ledger_jobs
+from pointsmith.tiers import jobs as tier_jobs
 
 CHUNK = 1000
 
@@ -39,6 +40,8 @@ JOBS: list[Job] = [
         ledger_jobs.next_expiry),
     Job("points.expire-inactive", "expire the points of members idle too long (inactivity policy)",
         ledger_jobs.expire_inactive, ledger_jobs.next_inactivity),
+    Job("tiers.review", "downgrade warnings, period reviews, decay and the end of manual overrides",
+        tier_jobs.step, tier_jobs.next_due),
 ]
 
 

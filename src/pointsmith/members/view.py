@@ -8,7 +8,6 @@ engine has seen (`recorded_time`), not at the wall clock.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_FLOOR
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from pointsmith.jobs.tables import scheduled_jobs
 from pointsmith.ledger import queries
 from pointsmith.members import service
 from pointsmith.program import service as programs
+from pointsmith.tiers import service as tiers
 
 
 def recorded_time(conn: Connection) -> datetime:
@@ -38,9 +38,16 @@ def member_view(conn: Connection, member_id: str, *, at: datetime | None = None)
     version = programs.active_or_none(conn, when)
     view["tier"] = None
     view["growth"] = {"lifetime": growth.lifetime(conn, member_id, at=at), "qualifying": 0}
+    view["tier_review"] = view["tier_override"] = None
     if version is not None:
-        state = growth.tier(conn, version.program, member_id, when)
-        view["tier"] = version.program.tiers.levels[state.level].key
-        view["growth"]["qualifying"] = int(state.qualifying.to_integral_value(ROUND_FLOOR))
+        t = tiers.view(conn, version.program, member_id, when)
+        view["tier"] = t["tier"]
+        view["growth"].update(qualifying=t["qualifying"], next_tier=t["next_tier"], to_next_tier=t["growth_to_next"],
+                              to_keep_tier=t["growth_to_keep"])
+        if t["next_review_at"] or t["next_decay_at"]:
+            view["tier_review"] = {"at": t["next_review_at"] or t["next_decay_at"],
+                                   "kind": "review" if t["next_review_at"] else "decay",
+                                   "projected_tier": t["projected_tier"]}
+        view["tier_override"] = t["override"]
     view["points"] = queries.points_view(conn, member_id, at=at)
     return view

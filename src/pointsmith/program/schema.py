@@ -81,12 +81,46 @@ class DecayConfig(Section):
         return Decimal(repr(v)) if isinstance(v, float) else v
 
 
+QuotaPeriod = Literal["day", "week", "month", "year"]
+Quota = dict[QuotaPeriod, Annotated[int, Field(ge=1)]]  # one period and its limit; absent: unlimited
+
+
+class BenefitKind(StrEnum):
+    identity = "identity"        # who the member is: a badge, a title, a dedicated line
+    function = "function"        # something the member may do: priority service, early access
+    content = "content"          # something the member may see: member-only content
+    consumption = "consumption"  # something the member may use up: free shipping, a lounge visit
+
+
+class Benefit(Section):
+    """A right or interest, granted to everyone (`global`), per tier (`levels[].benefits`) or per plan."""
+
+    key: Key
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: BenefitKind = BenefitKind.consumption
+    quota: Quota | None = None
+    global_: Annotated[bool, Field(alias="global")] = False
+    description: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Grant(Section):
+    """A level's grant of a benefit, with its own quota (a higher tier may give more)."""
+
+    key: Key
+    quota: Quota | None = None
+
+
 class Level(Section):
     key: Key
     name: Annotated[str, Field(min_length=1, max_length=100)]
     threshold: Annotated[int, Field(ge=0)]
     multiplier: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(1)
-    benefits: list[Key] = []
+    benefits: list[Key | Grant] = []
+
+    def grants(self) -> list[Grant]:
+        return [Grant(key=b) if isinstance(b, str) else b for b in self.benefits]
 
     @field_validator("multiplier", mode="before")
     @classmethod
@@ -140,7 +174,7 @@ SECTIONS: dict[str, type[Section]] = {
     "growth": GrowthConfig,
     "tiers": TiersConfig,
 }
-LIST_SECTIONS: dict[str, type[Section]] = {"rules": Rule}
+LIST_SECTIONS: dict[str, type[Section]] = {"rules": Rule, "benefits": Benefit}
 REQUIRED = ("program",)
 
 
@@ -155,6 +189,11 @@ class Program(BaseModel):
     growth: GrowthConfig = GrowthConfig()
     tiers: TiersConfig = TiersConfig()
     rules: list[Rule] = []
+    benefits: list[Benefit] = []
 
     def level(self, key: str) -> Level:
         return next(level for level in self.tiers.levels if level.key == key)
+
+    def benefit(self, key: str) -> Benefit:
+        """A declared benefit, or (named on a level only) an unlimited one called by its key."""
+        return next((b for b in self.benefits if b.key == key), None) or Benefit(key=key, name=key)

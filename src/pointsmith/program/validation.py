@@ -171,6 +171,20 @@ def _cross_checks(parsed: dict[str, Any]) -> Iterator[str]:
     tiers: TiersConfig | None = parsed.get("tiers")
     if tiers and tiers.max_drop is not None and tiers.qualification.value != "period":
         yield "tiers.max_drop: only applies to qualification: period"
+    known = {b.key for b in parsed.get("benefits", [])}
+    # a file without a benefits section may still name benefits on its levels (CONTRACT §1's example
+    # does): they are unlimited benefits named by their key; with the section, every name must resolve
+    for i, level in enumerate(tiers.levels if tiers and known else []):
+        for j, grant in enumerate(level.grants()):
+            if grant.key not in known:
+                yield f"tiers.levels[{i}].benefits[{j}]: no benefit {grant.key!r} in the benefits section"
+    for i, benefit in enumerate(parsed.get("benefits", [])):
+        if benefit.quota is not None and len(benefit.quota) != 1:
+            yield f"benefits[{i}].quota: name one period (day, week, month or year) and its limit"
+    for i, level in enumerate(tiers.levels if tiers else []):
+        for j, grant in enumerate(level.grants()):
+            if grant.quota is not None and len(grant.quota) != 1:
+                yield f"tiers.levels[{i}].benefits[{j}].quota: name one period and its limit"
 
 
 CHECKS: dict[str, Callable[[Any], Iterator[str]]] = {

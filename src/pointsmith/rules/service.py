@@ -25,6 +25,7 @@ from pointsmith.program.service import Version
 from pointsmith.rules.engine import Proposal, Tier, propose
 from pointsmith.rules.limits import Usage, apply_limits, period_bounds
 from pointsmith.rules.tables import orders, rule_awards, rule_budgets
+from pointsmith.tiers import service as tiers
 
 a, o = rule_awards.c, orders.c
 
@@ -35,8 +36,8 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
         return {"rules": [], "points": 0, "growth": 0, "note": "no program was in force at occurred_at"}
     program = version.program
     tz = ZoneInfo(program.program.timezone)
-    state = growth.tier(conn, program, member.id, event.occurred_at)
-    level = program.tiers.levels[state.level]
+    level = tiers.level_at(program, growth.history(conn, member.id, until=event.occurred_at), event.occurred_at,
+                           tiers.override_spans(conn, [member.id]).get(member.id))
     outcome: dict[str, Any] = {"tier": level.key}
     if event.type == "order.refunded":
         outcome["refund"] = _refund(conn, event, member)
@@ -70,6 +71,8 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
             growth=sum(r["growth"] for r in award_rows), points_back=0, growth_back=0))
     outcome.update(rules=results, points=sum(r.get("points", 0) for r in results),
                    growth=sum(r.get("growth", 0) for r in results))
+    if growth_rows or outcome.get("refund", {}).get("growth_back"):
+        tiers.refresh(conn, program, [member.id], event.occurred_at)
     return outcome
 
 

@@ -215,7 +215,7 @@ class Outlook:
 def outlook(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], at: datetime) -> Outlook:
     state = tier_at(config, tz, history, at)
     levels = config.levels
-    to_next = (max(int(math.ceil(levels[state.level + 1].threshold - state.qualifying)), 0)
+    to_next = (max(math.ceil(levels[state.level + 1].threshold - state.qualifying), 0)
                if state.level + 1 < len(levels) else None)
     if config.qualification is not Qualification.period or not any(t <= at for t, _ in history):
         return Outlook(None, state.level, None, to_next)

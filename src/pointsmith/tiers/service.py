@@ -1,0 +1,169 @@
+"""Tier state, history, overrides and the member's tier view.
+
+The tier is a pure function of the growth history, the policy and the time
+(`tiers.policy`). This module keeps what that function implies where the
+database can use it: each member's state (`member_tiers`, so reviews run
+set-based) and the changes with their reasons (`tier_changes`). `refresh`
+recomputes members whose growth changed; `tiers.jobs` moves everyone else
+along as time passes. Manual overrides are the one input that is not growth.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pointsmith import audit, clock
+from pointsmith.db import in_list
+from pointsmith.errors import ValidationFailed
+from pointsmith.growth import service as growth
+from pointsmith.program.schema import Level, Program, TiersConfig
+from pointsmith.tiers.policy import next_decay_drop, outlook, tier_at, transitions
+from pointsmith.tiers.tables import member_tiers, tier_changes
+
+mt, tc = member_tiers.c, tier_changes.c
+# kept as they are when a member is recomputed
+STATE_FIELDS = ("warned_review_at", "override_tier", "override_from", "override_until")
+
+
+def checksum(config: TiersConfig) -> str:
+    """Which tier policy a stored state follows (a program version may leave tiers unchanged)."""
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until: datetime) -> None:
+    """Recompute these members' tier state and derived history from their growth, up to `until`
+    (or the time their state was already computed to, if later)."""
+    ids = sorted(set(member_ids))
+    if not ids:
+        return
+    config, tz = program.tiers, ZoneInfo(program.program.timezone)
+    stored = {r["member_id"]: dict(r) for r in conn.execute(
+        sa.select(member_tiers).where(in_list(conn, mt.member_id, ids))).mappings()}
+    histories = growth.histories(conn, ids)
+    levels = config.levels
+    rows, changes = [], []
+    for member_id in ids:
+        history = histories.get(member_id, [])
+        if not history and member_id not in stored:
+            continue  # no growth ever: the base tier, nothing to keep
+        previous = stored.get(member_id, {})
+        as_of = max(until, clock.ensure_utc(previous["as_of"])) if previous else until
+        state = tier_at(config, tz, history, as_of)
+        moves = transitions(config, tz, history, as_of)
+        ahead = outlook(config, tz, history, as_of).next_review_at or next_decay_drop(config, history, as_of)
+        rows.append({
+            "member_id": member_id, "level": state.level, "tier": levels[state.level].key,
+            "review_level": state.review_level, "qualifying": state.qualifying.quantize(Decimal("0.000001")),
+            "lifetime": sum(g for t, g in history if t <= as_of), "since": moves[-1].at if moves else None,
+            "next_review_at": ahead, "as_of": as_of, "policy": checksum(config),
+            **{f: previous.get(f) for f in STATE_FIELDS}})
+        changes += [{"member_id": member_id, "effective_at": c.at, "from_tier": levels[c.from_level].key,
+                     "to_tier": levels[c.to_level].key, "reason": c.reason} for c in moves]
+    conn.execute(member_tiers.delete().where(in_list(conn, mt.member_id, ids)))
+    conn.execute(tier_changes.delete().where(in_list(conn, tc.member_id, ids), tc.reason != "manual"))
+    if rows:
+        conn.execute(member_tiers.insert(), rows)
+    if changes:
+        conn.execute(tier_changes.insert(), changes)
+
+
+def overrides(conn: Connection, member_ids: list[str], at: datetime) -> dict[str, str]:
+    """Tiers set by an admin and in force at `at`, by member."""
+    return {m: tier for m, (tier, start, end) in override_spans(conn, member_ids).items() if start <= at < end}
+
+
+def override_spans(conn: Connection, member_ids: list[str]) -> dict[str, tuple[str, datetime, datetime]]:
+    """Each member's manual override: (tier, from, until)."""
+    if not member_ids:
+        return {}
+    rows = conn.execute(sa.select(mt.member_id, mt.override_tier, mt.override_from, mt.override_until).where(
+        in_list(conn, mt.member_id, member_ids), mt.override_tier.is_not(None)))
+    return {m: (str(tier), clock.ensure_utc(start), clock.ensure_utc(end)) for m, tier, start, end in rows}
+
+
+def level_at(program: Program, history: list[tuple[datetime, int]], at: datetime,
+             override: tuple[str, datetime, datetime] | None) -> Level:
+    """The level whose multiplier an event at `at` gets: an override in force, else the growth's."""
+    if override is not None and override[1] <= at < override[2]:
+        return program.level(override[0])
+    return program.tiers.levels[tier_at(program.tiers, ZoneInfo(program.program.timezone), history, at).level]
+
+
+def set_override(conn: Connection, program: Program, member_id: str, tier: str, *, until: datetime, reason: str,
+                 actor: str, at: datetime | None = None) -> dict[str, Any]:
+    """Hold a member at `tier` until `until` whatever their growth (a manual change, recorded with its reason)."""
+    when = clock.ensure_utc(at) if at else clock.now()
+    until = clock.ensure_utc(until)
+    if tier not in {level.key for level in program.tiers.levels}:
+        raise ValidationFailed(f"no tier {tier!r} in the program (tiers: "
+                               f"{', '.join(level.key for level in program.tiers.levels)})")
+    if until <= when:
+        raise ValidationFailed("the override must end after it starts")
+    if not reason or not reason.strip():
+        raise ValidationFailed("a reason is required for a manual tier change")
+    before = current(conn, program, member_id, when)
+    if conn.execute(sa.select(mt.member_id).where(mt.member_id == member_id)).first() is None:
+        conn.execute(member_tiers.insert().values(
+            member_id=member_id, level=0, tier=program.tiers.levels[0].key, review_level=0, qualifying=0,
+            lifetime=0, as_of=when, policy=checksum(program.tiers)))
+    conn.execute(member_tiers.update().where(mt.member_id == member_id).values(
+        override_tier=tier, override_from=when, override_until=until))
+    conn.execute(tier_changes.insert().values(
+        member_id=member_id, effective_at=when, from_tier=before, to_tier=tier, reason="manual", actor=actor,
+        note=reason, until=until))
+    audit.record(conn, "tiers:override", member_id, actor, tier=tier, until=clock.iso(until), reason=reason)
+    return {"member_id": member_id, "tier": tier, "from": before, "until": clock.iso(until), "reason": reason}
+
+
+def current(conn: Connection, program: Program, member_id: str, at: datetime) -> str:
+    """The tier a member holds at `at`: an admin's override in force, else what growth gives."""
+    held = overrides(conn, [member_id], at).get(member_id)
+    if held is not None:
+        return held
+    state = tier_at(program.tiers, ZoneInfo(program.program.timezone), growth.history(conn, member_id, until=at), at)
+    return program.tiers.levels[state.level].key
+
+
+def view(conn: Connection, program: Program, member_id: str, at: datetime) -> dict[str, Any]:
+    """The tier part of the member view: the tier, the growth that counts, and what the next review holds."""
+    config, tz = program.tiers, ZoneInfo(program.program.timezone)
+    history = growth.history(conn, member_id, until=at)
+    state = tier_at(config, tz, history, at)
+    ahead = outlook(config, tz, history, at)
+    levels = config.levels
+    decay_at = next_decay_drop(config, history, at)
+    projected = tier_at(config, tz, history, decay_at).level if decay_at else ahead.projected_level
+    override = overrides(conn, [member_id], at).get(member_id)
+    until = conn.execute(sa.select(mt.override_until).where(mt.member_id == member_id)).scalar() if override else None
+    return {
+        "tier": override or levels[state.level].key,
+        "computed_tier": levels[state.level].key,
+        "override": {"tier": override, "until": clock.iso(until)} if override and until else None,
+        "qualifying": int(state.qualifying.to_integral_value(ROUND_FLOOR)),
+        "next_review_at": clock.iso(ahead.next_review_at) if ahead.next_review_at else None,
+        "projected_tier": levels[projected].key,
+        "growth_to_keep": ahead.growth_to_keep,
+        "next_tier": levels[state.level + 1].key if state.level + 1 < len(levels) else None,
+        "growth_to_next": ahead.growth_to_next,
+        "next_decay_at": _iso(decay_at),
+    }
+
+
+def _iso(t: datetime | None) -> str | None:
+    return clock.iso(t) if t else None
+
+
+def history(conn: Connection, member_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(tier_changes).where(tc.member_id == member_id)
+                        .order_by(tc.effective_at, tc.id)).mappings()
+    return [{"effective_at": clock.iso(r["effective_at"]), "from": r["from_tier"], "to": r["to_tier"],
+             "reason": r["reason"], **({"actor": r["actor"], "note": r["note"],
+                                        "until": clock.iso(r["until"]) if r["until"] else None}
+                                       if r["reason"] == "manual" else {})} for r in rows]
