@@ -54,7 +54,7 @@ def test_decay_lowers_the_tier_on_the_day_the_balance_falls_below_the_threshold(
     config = DECAY.model_copy(update={"levels": [*LEVELS[:2], Level(key="gold", name="G", threshold=500)]})
     changes = [(c.at, c.to_level, c.reason) for c in transitions(config, UTC_ZONE, [(t(2026, 1, 1, 10), 1000)],
                                                                 t(2026, 3, 1))]
-    # 1000 × 0.9^n: below 500 after 7 decay days, below 100 after 22, each after 10 days of grace
+    # 1000 * 0.9^n: below 500 after 7 decay days, below 100 after 22, each after 10 days of grace
     assert changes == [(t(2026, 1, 1, 10), 2, "upgrade"), (t(2026, 1, 18, 10), 1, "decay"),
                        (t(2026, 2, 2, 10), 0, "decay")]
     assert tier_at(config, UTC_ZONE, [(t(2026, 1, 1, 10), 1000)], t(2026, 1, 18, 9)).level == 2
@@ -62,8 +62,8 @@ def test_decay_lowers_the_tier_on_the_day_the_balance_falls_below_the_threshold(
 
 def test_the_next_decay_fall_is_known_in_advance() -> None:
     history = [(t(2026, 1, 1), 350)]
-    assert next_decay_drop(DECAY, history, t(2026, 1, 2)) == t(2026, 1, 13)  # 350 × 0.9² < 300: 10 + 2 days
-    assert next_decay_drop(DECAY, history, t(2026, 1, 13)) == t(2026, 1, 23)  # 350 × 0.9¹² < 100: 10 + 12
+    assert next_decay_drop(DECAY, history, t(2026, 1, 2)) == t(2026, 1, 13)  # 350 * 0.9^2 < 300: 10 + 2 days
+    assert next_decay_drop(DECAY, history, t(2026, 1, 13)) == t(2026, 1, 23)  # 350 * 0.9^12 < 100: 10 + 12
     assert next_decay_drop(DECAY, history, t(2026, 1, 24)) is None  # nothing below the base tier
 
 
