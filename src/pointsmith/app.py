@@ -8,12 +8,14 @@ from fastapi import FastAPI
 
 from pointsmith import __version__
 from pointsmith.analytics.routes import router as reports_router
+from pointsmith.benefits.routes import router as benefits_router
 from pointsmith.db import get_engine, read_only
 from pointsmith.events.routes import router as events_router
 from pointsmith.http import install_error_handlers
 from pointsmith.ledger.routes import router as points_router
 from pointsmith.members.routes import router as members_router
 from pointsmith.program.routes import router as program_router
+from pointsmith.tiers.routes import router as tiers_router
 
 DESCRIPTION = """Membership and points engine.
 
@@ -33,6 +35,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(points_router)
     app.include_router(reports_router)
     app.include_router(program_router)
+    app.include_router(tiers_router)
+    app.include_router(benefits_router)
 
     @app.get("/health", tags=["health"], summary="Liveness and database check")
     def health() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pointsmith.jobs.cli import app as jobs_app
 from pointsmith.ledger.cli import ledger_app, points_app
 from pointsmith.members.cli import app as members_app
 from pointsmith.program.cli import app as program_app
+from pointsmith.tiers.cli import app as tiers_app
 
 app = typer.Typer(name="pointsmith", help="Pointsmith: a membership and points engine.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -30,6 +31,7 @@ app.add_typer(points_app, name="points")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(report_app, name="report")
+app.add_typer(tiers_app, name="tiers")
 
 HostOption = Annotated[str, typer.Option("--host", help="Address to listen on")]
 PortOption = Annotated[int, typer.Option("--port", help="Port to listen on")]

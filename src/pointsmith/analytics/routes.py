@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from pointsmith.analytics.summary import summary
+from pointsmith.analytics.tiers import tier_flow
 from pointsmith.db import plain_json, read_only
+from pointsmith.errors import NoProgram, ValidationFailed
 from pointsmith.http import AdminKey, EngineDep
+from pointsmith.program import service as programs
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -18,3 +21,15 @@ def get_summary(engine: EngineDep, key: AdminKey, at: datetime | None = None) ->
     with read_only(engine) as conn:
         data: dict[str, Any] = plain_json(summary(conn, at=at))
         return data
+
+
+@router.get("/tier-flow", summary="Members moving between tiers from one time to another (a matrix)")
+def get_tier_flow(engine: EngineDep, key: AdminKey, from_: Annotated[datetime, Query(alias="from")],
+                  to: datetime) -> dict[str, Any]:
+    if to < from_:
+        raise ValidationFailed("`to` must not be before `from`")
+    with read_only(engine) as conn:
+        version = programs.active_or_none(conn, to)
+        if version is None:
+            raise NoProgram("no program is in force, so there are no tiers")
+        return tier_flow(conn, version.program, from_, to)

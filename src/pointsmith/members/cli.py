@@ -7,7 +7,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import Connection
 
+from pointsmith.benefits import service as benefit_service
 from pointsmith.cli_support import (
     CLI_ACTOR,
     AtOption,
@@ -18,9 +20,11 @@ from pointsmith.cli_support import (
     time_option,
     writing,
 )
-from pointsmith.errors import ValidationFailed
+from pointsmith.errors import NoProgram, ValidationFailed
 from pointsmith.members import service
 from pointsmith.members.view import member_view
+from pointsmith.program import service as programs
+from pointsmith.program.schema import Program
 
 app = typer.Typer(help="Create, inspect and manage members.", no_args_is_help=True)
 AttrOption = Annotated[list[str] | None, typer.Option("--attr", help="key=value (value may be JSON); repeatable")]
@@ -114,3 +118,44 @@ def list_(limit: int = 50, after: str | None = None, db: DbOption = None, as_jso
     for r in rows:
         table.add_row(r["id"], r["status"], r["joined_at"], r["invite_code"], json.dumps(r["attributes"]))
     Console().print(table)
+
+
+@app.command()
+def benefits(member_id: str, db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """What a member is entitled to, with what remains of each quota."""
+    with reading(db) as conn:
+        data = benefit_service.listing(conn, _program(conn), member_id)
+    if as_json:
+        print_json(data)
+        return
+    table = Table("benefit", "kind", "from", "remaining", title=f"{member_id} ({data['tier']})")
+    for b in data["benefits"]:
+        quota = b.get("quota")
+        left = "unlimited" if quota is None else f"{quota['remaining']}/{quota['limit']} per {quota['period']}"
+        table.add_row(b["name"], b["kind"], b["source"], left)
+    Console().print(table)
+
+
+@app.command("use-benefit")
+def use_benefit(member_id: str, benefit: str,
+                key: Annotated[str, typer.Option("--key", help="Idempotency key (a retry with it uses once)")],
+                times: Annotated[int, typer.Option("--times", min=1, max=1000)] = 1,
+                reference: Annotated[str | None, typer.Option("--reference")] = None,
+                db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """Use a benefit (counts against its quota)."""
+    with writing(db) as conn:
+        outcome = benefit_service.use(conn, _program(conn), member_id, benefit, key=key, times=times,
+                                      reference=reference)
+    if as_json:
+        print_json(outcome.body)
+    else:
+        quota = outcome.body["quota"]
+        typer.echo(f"{member_id}: used {benefit}" + (f", {quota['remaining']} left this {quota['period']}"
+                                                      if quota else ""))
+
+
+def _program(conn: Connection) -> Program:
+    version = programs.active_or_none(conn)
+    if version is None:
+        raise NoProgram("no program is in force, so there are no benefits")
+    return version.program

@@ -1,0 +1,63 @@
+"""Tiers over HTTP: a member's tier and its outlook, the tier history, manual overrides."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from pointsmith import idempotency
+from pointsmith.db import read_only, unit_of_work
+from pointsmith.errors import NoProgram, ValidationFailed
+from pointsmith.http import AdminKey, ClientKey, EngineDep, IdempotencyKey, actor
+from pointsmith.members import service as members
+from pointsmith.members.view import recorded_time
+from pointsmith.program import service as programs
+from pointsmith.tiers import service
+
+router = APIRouter(prefix="/v1/members/{member_id}/tier", tags=["tiers"])
+
+
+class OverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tier: Annotated[str, Field(min_length=1, max_length=64, description="the tier to hold the member at")]
+    until: Annotated[datetime, Field(description="when the override ends and the computed tier returns")]
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+@router.get("", summary="The member's tier, qualifying growth and what the next review holds")
+def get_tier(member_id: str, engine: EngineDep, key: ClientKey, at: datetime | None = None) -> dict[str, Any]:
+    with read_only(engine) as conn:
+        members.get(conn, member_id)
+        when = at or recorded_time(conn)
+        version = programs.active_or_none(conn, when)
+        if version is None:
+            raise NoProgram("no program is in force, so there are no tiers")
+        return {"member_id": member_id, **service.view(conn, version.program, member_id, when)}
+
+
+@router.get("/history", summary="Every change of tier with its reason and effective time")
+def get_history(member_id: str, engine: EngineDep, key: ClientKey) -> dict[str, Any]:
+    with read_only(engine) as conn:
+        members.get(conn, member_id)
+        return {"member_id": member_id, "changes": service.history(conn, member_id)}
+
+
+@router.post("/override", status_code=201, summary="Hold a member at a tier until a date (admin)")
+def override(member_id: str, body: OverrideIn, response: Response, engine: EngineDep, key: AdminKey,
+             idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    if not idempotency_key:
+        raise ValidationFailed("an Idempotency-Key header is required for this write")
+    with unit_of_work(engine) as conn:
+        members.get(conn, member_id)
+        version = programs.active_or_none(conn)
+        if version is None:
+            raise NoProgram("no program is in force, so there are no tiers")
+        outcome = idempotency.run_once(
+            conn, scope=member_id, key=idempotency_key, operation="tiers.override",
+            request={"tier": body.tier, "until": body.until.isoformat(), "reason": body.reason},
+            write=lambda: service.set_override(conn, version.program, member_id, body.tier, until=body.until,
+                                               reason=body.reason, actor=actor(key)))
+    response.status_code = 200 if outcome.replayed else 201
+    return outcome.body
