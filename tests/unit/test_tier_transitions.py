@@ -1,9 +1,13 @@
 """What the tier policy implies over time: each change with its reason, and what the next review holds."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import itertools
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pointsmith.program.schema import DecayConfig, Level, Period, Qualification, TiersConfig
 from pointsmith.tiers.policy import decay_balance, next_decay_drop, outlook, tier_at, transitions
@@ -84,3 +88,27 @@ def test_lifetime_tiers_have_no_review_and_name_the_growth_to_the_next_tier() ->
     config = TiersConfig(qualification=Qualification.lifetime, levels=LEVELS)
     ahead = outlook(config, UTC_ZONE, [(t(2026, 1, 5), 130)], t(2026, 2, 1))
     assert (ahead.next_review_at, ahead.projected_level, ahead.growth_to_next) == (None, 1, 170)
+
+
+@settings(max_examples=150, deadline=None)
+@given(mode=st.sampled_from(["lifetime", "period", "decay"]),
+       steps=st.lists(st.tuples(st.integers(0, 400), st.integers(-200, 450)), min_size=1, max_size=25))
+def test_the_changes_are_exactly_where_the_tier_function_changes_value(
+        mode: str, steps: list[tuple[int, int]]) -> None:
+    config = {"lifetime": TiersConfig(qualification=Qualification.lifetime, levels=LEVELS),
+              "period": MONTHLY, "decay": DECAY}[mode]
+    history = [(t(2026, 1, 1) + timedelta(days=d // 4, hours=d % 4 * 6), g) for d, g in steps]  # some share a time
+    until = t(2026, 6, 1)
+    changes = transitions(config, UTC_ZONE, history, until)
+    level = 0
+    for c in changes:  # each change moves from the level before it to the level the function gives then
+        assert c.from_level == level != c.to_level
+        assert tier_at(config, UTC_ZONE, history, c.at).level == c.to_level
+        level = c.to_level
+    assert level == tier_at(config, UTC_ZONE, history, until).level
+    probes = sorted({t for t, _ in history} | {c.at for c in changes} | {t(2026, m, 1) for m in range(1, 7)})
+    for before, after in itertools.pairwise(probes):  # no change goes unrecorded between probes
+        inside = [c for c in changes if before < c.at <= after]
+        if not inside:
+            assert tier_at(config, UTC_ZONE, history, after).level == tier_at(config, UTC_ZONE, history,
+                                                                               before).level, (before, after)

@@ -155,27 +155,59 @@ class Change:
 
 def transitions(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], until: datetime) -> list[Change]:
     """Every change of tier up to `until`, in order: an entry that raises the tier is an upgrade and
-    one that lowers it a refund; a period boundary that lowers it is a review; decay lowers it by day."""
+    one that lowers it a refund; a period boundary that lowers it is a review; decay lowers it by day.
+    One pass over the history (it runs whenever a member's growth changes)."""
     entries = sorted((t, g) for t, g in history if t <= until)
-    moments = [t for t, _ in entries]
-    if entries and config.qualification is Qualification.period:
-        boundary = next_period(period_start(entries[0][0], config.period, tz), config.period)
-        while boundary <= until:
-            moments.append(boundary)
-            boundary = next_period(boundary, config.period)
-    elif entries and config.qualification is Qualification.decay:
-        moments += _decay_drops(config, entries, until)
-    changes: list[Change] = []
+    if not entries:
+        return []
+    levels, out = config.levels, []
     level = 0
-    for moment in sorted(set(moments)):
-        now = tier_at(config, tz, entries, moment).level
-        if now != level:
-            at_entry = any(t == moment for t, _ in entries)
-            reason: Reason = ("upgrade" if now > level else "refund") if at_entry else (
-                "review" if config.qualification is Qualification.period else "decay")
-            changes.append(Change(moment, level, now, reason))
-            level = now
-    return changes
+
+    def move(at: datetime, new: int, reason: Reason) -> None:
+        nonlocal level
+        if new != level:
+            out.append(Change(at, level, new, reason))
+            level = new
+
+    def last_at(i: int) -> bool:  # entries at one instant count together
+        return i + 1 == len(entries) or entries[i + 1][0] != entries[i][0]
+
+    if config.qualification is Qualification.lifetime:
+        total = 0
+        for i, (t, g) in enumerate(entries):
+            total += g
+            new = level_for(levels, total)
+            if last_at(i):
+                move(t, new, "upgrade" if new > level else "refund")
+    elif config.qualification is Qualification.period:
+        review, growth, i = 0, 0, 0
+        boundary = next_period(period_start(entries[0][0], config.period, tz), config.period)
+        while True:
+            while i < len(entries) and entries[i][0] < boundary:
+                growth += entries[i][1]
+                new = max(review, level_for(levels, growth))
+                if last_at(i):
+                    move(entries[i][0], new, "upgrade" if new > level else "refund")
+                i += 1
+            if boundary > until:
+                break
+            floor = level - config.max_drop if config.max_drop is not None else 0
+            review, growth = max(level_for(levels, growth), floor, 0), 0
+            move(boundary, review, "review")
+            boundary = next_period(boundary, config.period)
+    else:
+        walk = _Decay(config)
+        crossings = _decay_drops(config, entries, until)
+        moments = sorted([(t, 0, g) for t, g in entries] + [(t, 1, 0) for t in crossings])
+        for i, (t, is_crossing, g) in enumerate(moments):
+            if is_crossing:
+                move(t, level_for(levels, walk.at(t)), "decay")
+                continue
+            walk.add(t, g)
+            if i + 1 == len(moments) or moments[i + 1][0] != t or moments[i + 1][1]:
+                new = level_for(levels, walk.at(t))
+                move(t, new, "upgrade" if new > level else "refund")
+    return out
 
 
 def _decay_drops(config: TiersConfig, entries: list[Entry], until: datetime) -> list[datetime]:
