@@ -80,3 +80,18 @@ def test_events_import_reports_rejects_by_line(cli: Cli) -> None:
     assert [(e["line"], e["code"]) for e in out["errors"]] == [(2, "validation_error"), (3, "validation_error")]
     again = json.loads(cli.run("events", "import", "-", "--json", stdin=json.dumps(lines[0]) + "\n").stdout)
     assert again["duplicate"] == 1
+
+
+def test_points_grant_checks_the_file_first_and_is_safe_to_run_again(cli: Cli) -> None:
+    cli.run("members", "create", "gr-1")
+    bad = cli.write("bad.csv", "member_id,points\ngr-1,10\nnobody,5\n")
+    failed = cli.run("points", "grant", str(bad), "--key", "g1", "--reason", "promo", check=False)
+    assert failed.returncode != 0 and failed.stderr.strip().count("\n") == 0, failed.stderr
+    assert "line 3" in failed.stderr
+    assert cli.json("points", "balance", "gr-1")["available"] == 0  # nothing was posted
+    good = cli.write("good.csv", "member_id,points\ngr-1,10\ngr-1,5\n")
+    assert cli.json("points", "grant", str(good), "--key", "g1", "--reason", "promo") == {
+        "lines": 2, "credited": 2, "replayed": 0, "points": 15, "points_in_file": 15}
+    again = cli.json("points", "grant", str(good), "--key", "g1", "--reason", "promo")
+    assert (again["credited"], again["replayed"]) == (0, 2)
+    assert cli.json("points", "balance", "gr-1")["available"] == 15
