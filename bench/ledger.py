@@ -20,7 +20,7 @@ from bench.common import machine, median_ms, scratch_database, timed
 from pointsmith import clock
 from pointsmith.db import get_engine, read_only, unit_of_work
 from pointsmith.idempotency import idempotency_keys
-from pointsmith.ledger import queries
+from pointsmith.ledger import grants, queries
 from pointsmith.ledger.service import CreditRequest, credit, post_credits
 from pointsmith.ledger.tables import ledger_lots, ledger_postings, ledger_transactions, point_balances
 from pointsmith.members.tables import members
@@ -96,7 +96,17 @@ def balance_read_ms(url: str, runs: int) -> float:
     return median_ms(one, runs)
 
 
+def granted(url: str, n: int) -> float:
+    """The same credits through `grants.grant`: batches on two connections at once (one on SQLite)."""
+    engine = get_engine(url)
+    return timed(lambda: grants.grant(engine, (CreditRequest(f"m{i:07d}", 100, f"bench-{i}", at=T0)
+                                               for i in range(n)), batch=BATCH))
+
+
 def run_backend(backend: str, n: int) -> dict[str, Any]:
+    with scratch_database(backend) as url:
+        create_members(url, n)
+        grant_seconds = granted(url, n)
     with scratch_database(backend) as url:
         create_members(url, n)
         seconds = batch_credits(url, n)
@@ -104,6 +114,8 @@ def run_backend(backend: str, n: int) -> dict[str, Any]:
         return {
             "backend": backend, "members": n, "credits": n, "postings": 2 * n, "rows_written": rows,
             "batch_seconds": round(seconds, 2), "postings_per_second": round(2 * n / seconds),
+            "grant_workers": grants.default_workers(get_engine(url)), "grant_seconds": round(grant_seconds, 2),
+            "grant_postings_per_second": round(2 * n / grant_seconds),
             "raw_executemany_seconds": round(baseline, 2), "raw_rows_per_second": round(rows / baseline),
             "ledger_time_vs_raw": round(seconds / baseline, 2),
             "single_credit_median_ms": round(single_credit_ms(url, 1000), 3),
