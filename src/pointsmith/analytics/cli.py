@@ -10,7 +10,6 @@ from rich.table import Table
 from pointsmith.analytics.summary import summary as summary_report
 from pointsmith.analytics.tiers import tier_flow as tier_flow_report
 from pointsmith.cli_support import AtOption, DbOption, JsonFlag, print_json, reading, time_option
-from pointsmith.errors import NoProgram
 from pointsmith.program import service as programs
 
 app = typer.Typer(help="Reports.", no_args_is_help=True)
@@ -44,10 +43,7 @@ def tier_flow(start: Annotated[str, typer.Option("--from", help="Start (ISO 8601
     if t1 < t0:
         raise typer.BadParameter("--to must not be before --from", param_hint="--to")
     with reading(db) as conn:
-        version = programs.active_or_none(conn, t1)
-        if version is None:
-            raise NoProgram("no program is in force, so there are no tiers")
-        data = tier_flow_report(conn, version.program, t0, t1)
+        data = tier_flow_report(conn, programs.active(conn, t1).program, t0, t1)
     if as_json:
         print_json(data)
         return

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pointsmith.analytics.summary import summary
 from pointsmith.analytics.tiers import tier_flow
 from pointsmith.db import plain_json, read_only
-from pointsmith.errors import NoProgram, ValidationFailed
+from pointsmith.errors import ValidationFailed
 from pointsmith.http import AdminKey, EngineDep
 from pointsmith.program import service as programs
 
@@ -29,7 +29,4 @@ def get_tier_flow(engine: EngineDep, key: AdminKey, from_: Annotated[datetime, Q
     if to < from_:
         raise ValidationFailed("`to` must not be before `from`")
     with read_only(engine) as conn:
-        version = programs.active_or_none(conn, to)
-        if version is None:
-            raise NoProgram("no program is in force, so there are no tiers")
-        return tier_flow(conn, version.program, from_, to)
+        return tier_flow(conn, programs.active(conn, to).program, from_, to)

@@ -5,14 +5,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection
 
 from pointsmith.benefits import service
 from pointsmith.db import read_only, unit_of_work
-from pointsmith.errors import NoProgram, ValidationFailed
+from pointsmith.errors import ValidationFailed
 from pointsmith.http import ClientKey, EngineDep, IdempotencyKey
 from pointsmith.program import service as programs
-from pointsmith.program.schema import Program
 
 router = APIRouter(prefix="/v1/members/{member_id}/benefits", tags=["benefits"])
 
@@ -23,17 +21,10 @@ class UseIn(BaseModel):
     reference: Annotated[str | None, Field(max_length=255, description="e.g. the order the benefit served")] = None
 
 
-def _program(conn: Connection) -> Program:
-    version = programs.active_or_none(conn)
-    if version is None:
-        raise NoProgram("no program is in force, so there are no benefits")
-    return version.program
-
-
 @router.get("", summary="What the member is entitled to, what remains of each quota, and what the next tier adds")
 def list_benefits(member_id: str, engine: EngineDep, key: ClientKey) -> dict[str, Any]:
     with read_only(engine) as conn:
-        return service.listing(conn, _program(conn), member_id)
+        return service.listing(conn, programs.active(conn).program, member_id)
 
 
 @router.post("/{benefit_key}/use", status_code=201, summary="Use a benefit (counts against its quota)")
@@ -43,7 +34,7 @@ def use_benefit(member_id: str, benefit_key: str, response: Response, engine: En
         raise ValidationFailed("an Idempotency-Key header is required for this write")
     body = body or UseIn()
     with unit_of_work(engine) as conn:
-        outcome = service.use(conn, _program(conn), member_id, benefit_key, key=idempotency_key, times=body.times,
-                              reference=body.reference)
+        outcome = service.use(conn, programs.active(conn).program, member_id, benefit_key, key=idempotency_key,
+                              times=body.times, reference=body.reference)
     response.status_code = 200 if outcome.replayed else outcome.status
     return outcome.body

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import Connection
 
 from pointsmith.benefits import service as benefit_service
 from pointsmith.cli_support import (
@@ -20,11 +19,10 @@ from pointsmith.cli_support import (
     time_option,
     writing,
 )
-from pointsmith.errors import NoProgram, ValidationFailed
+from pointsmith.errors import ValidationFailed
 from pointsmith.members import service
 from pointsmith.members.view import member_view
 from pointsmith.program import service as programs
-from pointsmith.program.schema import Program
 
 app = typer.Typer(help="Create, inspect and manage members.", no_args_is_help=True)
 AttrOption = Annotated[list[str] | None, typer.Option("--attr", help="key=value (value may be JSON); repeatable")]
@@ -124,7 +122,7 @@ def list_(limit: int = 50, after: str | None = None, db: DbOption = None, as_jso
 def benefits(member_id: str, db: DbOption = None, as_json: JsonFlag = False) -> None:
     """What a member is entitled to, with what remains of each quota."""
     with reading(db) as conn:
-        data = benefit_service.listing(conn, _program(conn), member_id)
+        data = benefit_service.listing(conn, programs.active(conn).program, member_id)
     if as_json:
         print_json(data)
         return
@@ -144,7 +142,7 @@ def use_benefit(member_id: str, benefit: str,
                 db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Use a benefit (counts against its quota)."""
     with writing(db) as conn:
-        outcome = benefit_service.use(conn, _program(conn), member_id, benefit, key=key, times=times,
+        outcome = benefit_service.use(conn, programs.active(conn).program, member_id, benefit, key=key, times=times,
                                       reference=reference)
     if as_json:
         print_json(outcome.body)
@@ -152,10 +150,3 @@ def use_benefit(member_id: str, benefit: str,
         quota = outcome.body["quota"]
         typer.echo(f"{member_id}: used {benefit}" + (f", {quota['remaining']} left this {quota['period']}"
                                                       if quota else ""))
-
-
-def _program(conn: Connection) -> Program:
-    version = programs.active_or_none(conn)
-    if version is None:
-        raise NoProgram("no program is in force, so there are no benefits")
-    return version.program

@@ -8,7 +8,6 @@ from rich.console import Console
 from rich.table import Table
 
 from pointsmith.cli_support import CLI_ACTOR, DbOption, JsonFlag, print_json, reading, time_option, writing
-from pointsmith.errors import NoProgram
 from pointsmith.members import service as members
 from pointsmith.program import service as programs
 from pointsmith.tiers import service
@@ -41,10 +40,7 @@ def override(member_id: str, tier: str,
     assert end is not None
     with writing(db) as conn:
         members.get(conn, member_id)
-        version = programs.active_or_none(conn)
-        if version is None:
-            raise NoProgram("no program is in force, so there are no tiers")
-        data = service.set_override(conn, version.program, member_id, tier, until=end, reason=reason,
+        data = service.set_override(conn, programs.active(conn).program, member_id, tier, until=end, reason=reason,
                                     actor=CLI_ACTOR)
     if as_json:
         print_json(data)

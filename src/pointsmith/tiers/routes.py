@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pointsmith import idempotency
 from pointsmith.db import read_only, unit_of_work
-from pointsmith.errors import NoProgram, ValidationFailed
+from pointsmith.errors import ValidationFailed
 from pointsmith.http import AdminKey, ClientKey, EngineDep, IdempotencyKey, actor
 from pointsmith.members import service as members
 from pointsmith.members.view import recorded_time
@@ -31,10 +31,7 @@ def get_tier(member_id: str, engine: EngineDep, key: ClientKey, at: datetime | N
     with read_only(engine) as conn:
         members.get(conn, member_id)
         when = at or recorded_time(conn)
-        version = programs.active_or_none(conn, when)
-        if version is None:
-            raise NoProgram("no program is in force, so there are no tiers")
-        return {"member_id": member_id, **service.view(conn, version.program, member_id, when)}
+        return {"member_id": member_id, **service.view(conn, programs.active(conn, when).program, member_id, when)}
 
 
 @router.get("/history", summary="Every change of tier with its reason and effective time")
@@ -51,13 +48,11 @@ def override(member_id: str, body: OverrideIn, response: Response, engine: Engin
         raise ValidationFailed("an Idempotency-Key header is required for this write")
     with unit_of_work(engine) as conn:
         members.get(conn, member_id)
-        version = programs.active_or_none(conn)
-        if version is None:
-            raise NoProgram("no program is in force, so there are no tiers")
+        program = programs.active(conn).program
         outcome = idempotency.run_once(
             conn, scope=member_id, key=idempotency_key, operation="tiers.override",
             request={"tier": body.tier, "until": body.until.isoformat(), "reason": body.reason},
-            write=lambda: service.set_override(conn, version.program, member_id, body.tier, until=body.until,
+            write=lambda: service.set_override(conn, program, member_id, body.tier, until=body.until,
                                                reason=body.reason, actor=actor(key)))
     response.status_code = 200 if outcome.replayed else 201
     return outcome.body
