@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -21,7 +22,7 @@ from pointsmith.outbox import domain_events
 from pointsmith.program import service as programs
 from pointsmith.program.schema import Program, Qualification
 from pointsmith.tiers import service
-from pointsmith.tiers.policy import next_period
+from pointsmith.tiers.policy import next_period, period_start
 from pointsmith.tiers.tables import member_tiers, tier_changes
 
 mt, tc = member_tiers.c, tier_changes.c
@@ -112,8 +113,14 @@ def _review(conn: Connection, program: Program, boundary: datetime) -> int:
     result = conn.execute(member_tiers.update().where(due).values(
         level=new, tier=_key_of(program, new), review_level=new, qualifying=0,
         since=sa.case((new < mt.level, sa.literal(boundary, type_=member_tiers.c.as_of.type)), else_=mt.since),
-        next_review_at=next_period(boundary, program.tiers.period), as_of=boundary))
+        next_review_at=_after(program, boundary), as_of=boundary))
     return int(result.rowcount)
+
+
+def _after(program: Program, boundary: datetime) -> datetime:
+    """The review after `boundary`, counted in the program's time zone (months differ in length)."""
+    period, tz = program.tiers.period, ZoneInfo(program.program.timezone)
+    return next_period(period_start(boundary, period, tz), period)
 
 
 def _warn(conn: Connection, program: Program, review: datetime) -> int:

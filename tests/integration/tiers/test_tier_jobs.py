@@ -123,16 +123,18 @@ MONTHLY = YEARLY.replace("period: year", "period: month").replace("warn_days: 30
     .replace("threshold: 20000", "threshold: 1500")
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_set_based_reviews_leave_every_member_where_the_pure_policy_puts_them(conn: Connection, seed: int) -> None:
-    publish(conn, MONTHLY)
+@pytest.mark.parametrize(("seed", "zone"), [(1, "UTC"), (2, "Asia/Shanghai"), (3, "America/New_York")])
+def test_set_based_reviews_leave_every_member_where_the_pure_policy_puts_them(conn: Connection, seed: int,
+                                                                              zone: str) -> None:
+    source = MONTHLY.replace("timezone: UTC", f"timezone: {zone}")  # months of different lengths, DST
+    publish(conn, source)
     raws = _population(seed, 60, 3)
     events.ingest_many(conn, raws)  # all at once: the reviews in between are left to the jobs
     until = t(2026, 9, 15)
     with clock.frozen(until):
         run_due_within(conn, until)
-    program = load_program(MONTHLY)
-    tz = ZoneInfo("UTC")
+    program = load_program(source)
+    tz = ZoneInfo(zone)
     levels = program.tiers.levels
     stored = dict(conn.execute(sa.select(member_tiers.c.member_id, member_tiers.c.tier)).all())
     for member_id in {r["member_id"] for r in raws}:
