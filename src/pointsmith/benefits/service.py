@@ -41,6 +41,8 @@ def entitlements(program: Program, tier: str) -> dict[str, Entitlement]:
     """What a member of `tier` is entitled to, in the program's order."""
     out: dict[str, Entitlement] = {b.key: Entitlement(b.key, "global", b.quota) for b in program.benefits
                                    if b.global_}
+    if tier not in {level.key for level in program.tiers.levels}:
+        return out  # e.g. an override to a tier a later program version dropped: only what everyone has
     for level in program.tiers.levels:
         for grant in level.grants():
             out[grant.key] = Entitlement(grant.key, f"tier:{level.key}",

@@ -91,3 +91,7 @@ def test_a_benefit_of_another_tier_or_a_frozen_member_is_refused(conn: Connectio
 def test_unlimited_benefits_have_no_quota(conn: Connection, program) -> None:  # type: ignore[no-untyped-def]
     for i in range(5):
         assert service.use(conn, program, "m", "member_day", key=f"d{i}", at=NOW).body["quota"] is None
+
+
+def test_a_tier_the_program_no_longer_has_gives_only_the_global_benefits() -> None:
+    assert set(service.entitlements(load_program(PROGRAM), "diamond")) == {"member_day"}
