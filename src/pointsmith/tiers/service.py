@@ -91,8 +91,9 @@ def override_spans(conn: Connection, member_ids: list[str]) -> dict[str, tuple[s
 def level_at(program: Program, history: list[tuple[datetime, int]], at: datetime,
              override: tuple[str, datetime, datetime] | None) -> Level:
     """The level whose multiplier an event at `at` gets: an override in force, else the growth's."""
-    if override is not None and override[1] <= at < override[2]:
-        return program.level(override[0])
+    keys = {level.key for level in program.tiers.levels}
+    if override is not None and override[1] <= at < override[2] and override[0] in keys:
+        return program.level(override[0])  # (a tier a later version dropped is ignored)
     return program.tiers.levels[tier_at(program.tiers, ZoneInfo(program.program.timezone), history, at).level]
 
 
