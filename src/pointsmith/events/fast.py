@@ -111,19 +111,22 @@ def ingest_run(conn: Connection, run: list[Event]) -> FastResult:
                                "attributes": event.attributes, "body_hash": event.body_hash, "outcome": outcome})
         results.append(("accepted", outcome))
         done += 1
-    _write(conn, new_members, credits, rows)
-    _refresh_tiers(conn, timeline, rows["growth"])
+    _write(conn, new_members, credits, rows, timeline)
+    _refresh_tiers(conn, timeline, rows["growth"], states)
     return FastResult(done, results)
 
 
-def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_rows: list[dict[str, Any]]) -> None:
+def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_rows: list[dict[str, Any]],
+                   states: dict[str, _State]) -> None:
     """Bring the tier state of every member whose growth changed up to the batch's latest time."""
     if not growth_rows:
         return
     until = max(r["effective_at"] for r in growth_rows)
     version = programs.in_force(timeline, until)
-    if version is not None:
-        tiers.refresh(conn, version.program, {r["member_id"] for r in growth_rows}, until)
+    grown = {r["member_id"] for r in growth_rows}
+    if version is not None:  # the states hold each member's whole history, this batch's growth included
+        tiers.refresh(conn, version.program, grown, until,
+                      histories={m: [(t, g) for t, g, _ in states[m].history] for m in grown})
 
 
 class _Deduction(Exception):
@@ -283,7 +286,7 @@ def _unique_codes(conn: Connection, new_members: list[Member]) -> list[Member]:
 
 
 def _write(conn: Connection, new_members: list[Member], credits: list[CreditRequest],
-           rows: dict[str, list[dict[str, Any]]]) -> None:
+           rows: dict[str, list[dict[str, Any]]], timeline: list[programs.Version]) -> None:
     now = clock.now()
     new_members = _unique_codes(conn, new_members) if new_members else []
     bulk_insert(conn, members, [{"id": m.id, "status": m.status.value, "attributes": m.attributes,
@@ -291,7 +294,8 @@ def _write(conn: Connection, new_members: list[Member], credits: list[CreditRequ
                                  "invite_code": m.invite_code, "invited_by": None, "joined_at": m.joined_at,
                                  "status_reason": None, "created_at": now, "updated_at": now} for m in new_members])
     if credits:
-        post_credits(conn, credits)
+        # the members are locked by _load (or new in this transaction): no second lock
+        post_credits(conn, credits, versions=timeline, members_locked=True)
     bulk_insert(conn, growth_entries, rows["growth"])
     bulk_insert(conn, rule_awards, rows["awards"])
     bulk_insert(conn, orders, rows["orders"])

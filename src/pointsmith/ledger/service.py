@@ -102,17 +102,20 @@ def credit_many(conn: Connection, requests: Sequence[CreditRequest],
     return [c.outcome(conn) for c in post_credits(conn, requests, policy)]
 
 
-def post_credits(conn: Connection, requests: Sequence[CreditRequest],
-                 policy: PointsPolicy | None = None) -> list[Credited]:
-    """`credit_many` for callers that need no answer bodies (event ingestion, bulk grants)."""
+def post_credits(conn: Connection, requests: Sequence[CreditRequest], policy: PointsPolicy | None = None, *,
+                 versions: list[programs.Version] | None = None, members_locked: bool = False) -> list[Credited]:
+    """`credit_many` for callers that need no answer bodies (event ingestion, bulk grants).
+
+    A caller that has already read the program timeline, or locked the members, says so
+    (`versions`, `members_locked`) and saves those statements."""
     for req in requests:
         check_points(req.points)
     digests = [req.digest() for req in requests]
-    states = lock_states(conn, (r.member_id for r in requests))
+    states = lock_states(conn, (r.member_id for r in requests), members_locked=members_locked)
     stored = _stored(conn, requests)
     first: dict[tuple[str, str], int] = {}  # (member, key) -> the index of its first request in this batch
     drafts: list[Draft] = []
-    policy_in_force = _policies(conn) if policy is None else (lambda _: policy)
+    policy_in_force = _policies(conn, versions) if policy is None else (lambda _: policy)
     debt = {m: s.debt for m, s in states.items()}  # as this batch's earlier credits leave it
     for i, req in enumerate(requests):
         ident = (req.member_id, req.key)
@@ -139,9 +142,9 @@ def post_credits(conn: Connection, requests: Sequence[CreditRequest],
     return answers
 
 
-def _policies(conn: Connection) -> Callable[[datetime], PointsPolicy]:
+def _policies(conn: Connection, known: list[programs.Version] | None) -> Callable[[datetime], PointsPolicy]:
     """The points policy in force at a time, remembered per time and per version for one batch."""
-    versions = programs.timeline(conn)
+    versions = programs.timeline(conn) if known is None else known
     by_version: dict[int | None, PointsPolicy] = {}
 
     @functools.lru_cache(maxsize=1024)

@@ -91,12 +91,14 @@ class Written:
         return [p._replace(lot_id=self.lot_id) if p.lot_id == 0 else p for p in self.draft.postings]
 
 
-def lock_states(conn: Connection, member_ids: Iterable[str]) -> dict[str, PointState]:
+def lock_states(conn: Connection, member_ids: Iterable[str], *, members_locked: bool = False
+                ) -> dict[str, PointState]:
     """Lock the members (in id order, so batches never deadlock), then read their balances.
 
     Two statements on purpose: on PostgreSQL a row lock taken by a join's SELECT would pair the
     locked member with the balance row of the statement's older snapshot; read after the lock,
-    the balance is the one the previous writer committed.
+    the balance is the one the previous writer committed. A caller that already holds the
+    members' locks (and knows they exist) skips the first.
     """
     ids = sorted(set(member_ids))
     if not ids:
@@ -111,8 +113,11 @@ def lock_states(conn: Connection, member_ids: Iterable[str]) -> dict[str, PointS
             match, params, lock = "= ANY(%s)", (chunk,), " FOR UPDATE"
         else:
             match, params, lock = f"IN ({', '.join('?' * len(chunk))})", tuple(chunk), ""
-        found.update(r[0] for r in driver_execute(
-            conn, f"SELECT id FROM members WHERE id {match} ORDER BY id{lock}", params))  # noqa: S608
+        if members_locked:
+            found.update(chunk)
+        else:
+            found.update(r[0] for r in driver_execute(
+                conn, f"SELECT id FROM members WHERE id {match} ORDER BY id{lock}", params))  # noqa: S608
         for member_id, available, pending, held, debt, last_activity, last_hash in driver_execute(
                 conn, "SELECT member_id, available, pending, held, debt, last_activity_at, last_hash "  # noqa: S608
                 f"FROM point_balances WHERE member_id {match}", params):
@@ -150,8 +155,9 @@ def write(conn: Connection, drafts: Sequence[Draft], states: dict[str, PointStat
     now = clock.now()
     stamp = driver_time(conn)
     recorded = stamp(now)
-    transaction_ids = allocate_ids(conn, "ledger_transactions", len(drafts))
-    lot_ids = iter(allocate_ids(conn, "ledger_lots", sum(1 for d in drafts if d.new_lot)))
+    transaction_ids, lots = allocate_ids(conn, ("ledger_transactions", len(drafts)),
+                                         ("ledger_lots", sum(1 for d in drafts if d.new_lot)))
+    lot_ids = iter(lots)
     transactions: list[tuple[Any, ...]] = []
     postings: list[tuple[Any, ...]] = []
     new_lots: dict[int, list[Any]] = {}  # lot id -> its row; credits to a lot written in this batch fold into it
@@ -240,20 +246,27 @@ def content_hash(previous: str, transaction_id: int, member_id: str, kind: str, 
 _iso = functools.lru_cache(maxsize=4096)(clock.iso)  # a batch repeats few distinct times
 
 
-def allocate_ids(conn: Connection, table: str, count: int) -> list[int]:
-    """`count` new ids for `table` in one round trip.
+def allocate_ids(conn: Connection, *wanted: tuple[str, int]) -> list[list[int]]:
+    """New ids for each (table, count), in one round trip.
 
-    PostgreSQL draws them from the table's sequence; SQLite continues from the
+    PostgreSQL draws them from the tables' sequences; SQLite continues from the
     largest id, which is safe because every SQLite write holds the database lock.
     """
-    if count == 0:
-        return []
+    out: list[list[int]] = [[] for _ in wanted]
     if is_postgres(conn):
-        # `table` is one of our own table names, never input
-        sql = f"SELECT nextval('{table}_id_seq') FROM generate_series(1, %s)"  # noqa: S608
-        return [int(r[0]) for r in driver_execute(conn, sql, (count,))]
-    start = int(driver_execute(conn, f"SELECT coalesce(max(id), 0) FROM {table}")[0][0]) + 1  # noqa: S608
-    return list(range(start, start + count))
+        # the table names are our own, never input
+        parts = [(i, table, count) for i, (table, count) in enumerate(wanted) if count]
+        if parts:
+            sql = " UNION ALL ".join(f"SELECT {i}, nextval('{table}_id_seq') FROM generate_series(1, %s)"  # noqa: S608
+                                     for i, table, _ in parts)
+            for i, value in driver_execute(conn, sql, tuple(count for _, _, count in parts)):
+                out[i].append(int(value))
+        return [sorted(ids) for ids in out]  # ascending: a member's chain follows transaction ids
+    for i, (table, count) in enumerate(wanted):
+        if count:
+            start = int(driver_execute(conn, f"SELECT coalesce(max(id), 0) FROM {table}")[0][0]) + 1  # noqa: S608
+            out[i] = list(range(start, start + count))
+    return out
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

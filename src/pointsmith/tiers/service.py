@@ -37,16 +37,19 @@ def checksum(config: TiersConfig) -> str:
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
 
 
-def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until: datetime) -> None:
+def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until: datetime, *,
+            histories: dict[str, list[tuple[datetime, int]]] | None = None) -> None:
     """Recompute these members' tier state and derived history from their growth, up to `until`
-    (or the time their state was already computed to, if later)."""
+    (or the time their state was already computed to, if later). A caller that holds the members'
+    whole growth histories passes them (`histories`) and saves reading them again."""
     ids = sorted(set(member_ids))
     if not ids:
         return
     config, tz = program.tiers, ZoneInfo(program.program.timezone)
     stored = {r["member_id"]: dict(r) for r in conn.execute(
         sa.select(member_tiers).where(in_list(conn, mt.member_id, ids))).mappings()}
-    histories = growth.histories(conn, ids)
+    if histories is None:
+        histories = growth.histories(conn, ids)
     levels = config.levels
     rows, changes = [], []
     for member_id in ids:
