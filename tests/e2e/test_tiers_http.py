@@ -107,3 +107,6 @@ def test_jobs_review_and_the_tier_flow_report(live: tuple[Live, Cli], seeded: Li
     assert "tier flow" in text and "down" in text
     history = cli.json("tiers", "history", "t-b")["changes"]
     assert [(c["to"], c["reason"]) for c in history] == [("gold", "upgrade"), ("member", "review")]
+    warned = seeded.call("GET", "/v1/members/t-b/tier", key=seeded.client).json()["warnings"]
+    assert [(w["type"], w["tier"], w["projected_tier"]) for w in warned] == [
+        ("tier.downgrade_warning", "gold", "member")]

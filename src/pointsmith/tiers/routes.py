@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from pointsmith import idempotency
+from pointsmith import idempotency, outbox
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.errors import ValidationFailed
 from pointsmith.http import AdminKey, ClientKey, EngineDep, IdempotencyKey, actor
@@ -15,6 +15,7 @@ from pointsmith.members import service as members
 from pointsmith.members.view import recorded_time
 from pointsmith.program import service as programs
 from pointsmith.tiers import service
+from pointsmith.tiers.jobs import WARNING
 
 router = APIRouter(prefix="/v1/members/{member_id}/tier", tags=["tiers"])
 
@@ -26,12 +27,14 @@ class OverrideIn(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
-@router.get("", summary="The member's tier, qualifying growth and what the next review holds")
+@router.get("", summary="The member's tier, qualifying growth, what the next review holds, and the downgrade "
+            "warnings sent")
 def get_tier(member_id: str, engine: EngineDep, key: ClientKey, at: datetime | None = None) -> dict[str, Any]:
     with read_only(engine) as conn:
         members.get(conn, member_id)
         when = at or recorded_time(conn)
-        return {"member_id": member_id, **service.view(conn, programs.active(conn, when).program, member_id, when)}
+        return {"member_id": member_id, **service.view(conn, programs.active(conn, when).program, member_id, when),
+                "warnings": outbox.of_member(conn, member_id, type_=WARNING)}
 
 
 @router.get("/history", summary="Every change of tier with its reason and effective time")
