@@ -10,8 +10,7 @@ from sqlalchemy.engine import Connection
 
 from pointsmith.db import in_list
 from pointsmith.growth.tables import growth_entries
-from pointsmith.program.schema import Program
-from pointsmith.tiers.policy import Entry, TierState, tier_at
+from pointsmith.tiers.policy import Entry
 
 g = growth_entries.c
 
@@ -37,10 +36,6 @@ def gained_in_day(conn: Connection, member_id: str, at: datetime, tz: ZoneInfo) 
                          .where(g.member_id == member_id, g.amount > 0, g.kind == "earn",
                                 g.effective_at >= start, g.effective_at < end)).scalar_one()
     return int(total)
-
-
-def tier(conn: Connection, program: Program, member_id: str, at: datetime) -> TierState:
-    return tier_at(program.tiers, ZoneInfo(program.program.timezone), history(conn, member_id, until=at), at)
 
 
 def lifetime(conn: Connection, member_id: str, *, at: datetime | None = None) -> int:
