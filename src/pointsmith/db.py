@@ -38,6 +38,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
+# big integer ids; on SQLite plain INTEGER, so an INTEGER PRIMARY KEY is the table's rowid
+BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC datetimes in and out; stored as timestamptz or as naive UTC text on SQLite."""
 

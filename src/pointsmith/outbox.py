@@ -12,9 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import Json, UtcDateTime, metadata
-
-BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+from pointsmith.db import BigId, Json, UtcDateTime, metadata
 
 domain_events = sa.Table(
     "domain_events", metadata,

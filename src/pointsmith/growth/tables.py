@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pointsmith.db import UtcDateTime, metadata
-
-BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+from pointsmith.db import BigId, UtcDateTime, metadata
 
 growth_entries = sa.Table(
     "growth_entries", metadata,

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pointsmith.db import UtcDateTime, metadata
-
-BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+from pointsmith.db import BigId, UtcDateTime, metadata
 
 ledger_transactions = sa.Table(
     "ledger_transactions", metadata,

@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pointsmith.db import UtcDateTime, metadata
-
-BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+from pointsmith.db import BigId, UtcDateTime, metadata
 
 # What each rule gave each member for each event: the usage that per-member limits count,
 # net of refunds, and what a refund takes back from.

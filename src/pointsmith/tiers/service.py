@@ -50,7 +50,7 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
         sa.select(member_tiers).where(in_list(conn, mt.member_id, ids))).mappings()}
     if histories is None:
         histories = growth.histories(conn, ids)
-    levels = config.levels
+    levels, policy = config.levels, checksum(config)
     rows, changes = [], []
     for member_id in ids:
         history = histories.get(member_id, [])
@@ -65,7 +65,7 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
             "member_id": member_id, "level": state.level, "tier": levels[state.level].key,
             "review_level": state.review_level, "qualifying": state.qualifying.quantize(Decimal("0.000001")),
             "lifetime": sum(g for t, g in history if t <= as_of), "since": moves[-1].at if moves else None,
-            "next_review_at": ahead, "as_of": as_of, "policy": checksum(config),
+            "next_review_at": ahead, "as_of": as_of, "policy": policy,
             **{f: previous.get(f) for f in STATE_FIELDS}})
         changes += [{"member_id": member_id, "effective_at": c.at, "from_tier": levels[c.from_level].key,
                      "to_tier": levels[c.to_level].key, "reason": c.reason} for c in moves]
@@ -94,9 +94,10 @@ def override_spans(conn: Connection, member_ids: list[str]) -> dict[str, tuple[s
 def level_at(program: Program, history: list[tuple[datetime, int]], at: datetime,
              override: tuple[str, datetime, datetime] | None) -> Level:
     """The level whose multiplier an event at `at` gets: an override in force, else the growth's."""
-    keys = {level.key for level in program.tiers.levels}
-    if override is not None and override[1] <= at < override[2] and override[0] in keys:
-        return program.level(override[0])  # (a tier a later version dropped is ignored)
+    if override is not None and override[1] <= at < override[2]:
+        held = next((level for level in program.tiers.levels if level.key == override[0]), None)
+        if held is not None:  # (a tier a later version dropped is ignored)
+            return held
     return program.tiers.levels[tier_at(program.tiers, ZoneInfo(program.program.timezone), history, at).level]
 
 
@@ -144,8 +145,8 @@ def view(conn: Connection, program: Program, member_id: str, at: datetime) -> di
     levels = config.levels
     decay_at = next_decay_drop(config, history, at)
     projected = tier_at(config, tz, history, decay_at).level if decay_at else ahead.projected_level
-    override = overrides(conn, [member_id], at).get(member_id)
-    until = conn.execute(sa.select(mt.override_until).where(mt.member_id == member_id)).scalar() if override else None
+    span = override_spans(conn, [member_id]).get(member_id)
+    override, until = (span[0], span[2]) if span and span[1] <= at < span[2] else (None, None)
     return {
         "tier": override or levels[state.level].key,
         "computed_tier": levels[state.level].key,

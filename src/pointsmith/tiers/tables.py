@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pointsmith.db import UtcDateTime, metadata
-
-BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+from pointsmith.db import BigId, UtcDateTime, metadata
 
 member_tiers = sa.Table(
     "member_tiers", metadata,
