@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,16 @@ rules:
 """
 
 
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 def event(i: int, prefix: str = "b") -> dict[str, Any]:
+    """The i-th order of a history in time order (one every 30 s: a million orders span 347 days),
+    some of them a few hours late, as a shop's export of its orders would be."""
+    late = timedelta(hours=(i * 7919) % 7) if i % 10 == 0 else timedelta(0)
+    at = START + timedelta(seconds=30 * i) - late
     return {"id": f"{prefix}{i}", "type": "order.paid", "member_id": f"m{i % 5000:05d}",
-            "occurred_at": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+            "occurred_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "attributes": {"order_id": f"{prefix}o{i}", "amount": round(5 + (i * 7919) % 20000 / 100, 2)}}
 
 

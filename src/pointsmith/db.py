@@ -160,6 +160,16 @@ def in_list(conn: Connection, column: sa.ColumnElement[Any], values: list[str]) 
     return column.in_(values)
 
 
+def member_bounds(conn: Connection, bounds: dict[str, datetime]) -> tuple[str, dict[str, Any]]:
+    """A derived table `(member_id, since)` with one row per member, to join with a per-member lower
+    time bound in one statement, and its parameters (two arrays on PostgreSQL, one JSON text on SQLite)."""
+    if is_postgres(conn):
+        return ("(SELECT * FROM unnest(CAST(:bound_ids AS text[]), CAST(:bound_times AS timestamptz[]))"
+                " AS u(member_id, since))", {"bound_ids": list(bounds), "bound_times": list(bounds.values())})
+    return ("(SELECT json_extract(value, '$[0]') AS member_id, json_extract(value, '$[1]') AS since"
+            " FROM json_each(:bounds))", {"bounds": json.dumps([[m, _sqlite_time(t)] for m, t in bounds.items()])})
+
+
 def advisory_lock(conn: Connection, name: str) -> None:
     """Serialise writers of one named thing until the transaction ends.
 

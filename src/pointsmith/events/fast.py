@@ -24,16 +24,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import bulk_insert, in_list, is_postgres
+from pointsmith.db import UtcDateTime, bulk_insert, in_list, is_postgres, member_bounds
 from pointsmith.errors import DomainError, DuplicateOrder, IdempotencyConflict, InvalidMemberState, UnknownMember
 from pointsmith.events.tables import events
 from pointsmith.events.validation import Event
+from pointsmith.growth import service as growth
 from pointsmith.growth.tables import growth_entries
 from pointsmith.idempotency import lock_many
 from pointsmith.ledger.service import CreditRequest, post_credits
 from pointsmith.members.service import Member, Status, member_from_row, random_invite_code
 from pointsmith.members.tables import members
 from pointsmith.program import service as programs
+from pointsmith.program.schema import Qualification
 from pointsmith.program.service import Version
 from pointsmith.rules.engine import Proposal, Tier, propose
 from pointsmith.rules.limits import Usage, apply_limits, period_bounds
@@ -79,7 +81,8 @@ def ingest_run(conn: Connection, run: list[Event]) -> FastResult:
     timeline = programs.timeline(conn)
     lock_many(conn, "event", [e.id for e in run])  # the same event sent twice at once is applied once
     seen = _seen(conn, [e.id for e in run])
-    states = _load(conn, run)
+    window = _window(timeline, run)
+    states = _load(conn, run, timeline, window)
     orders_seen = _orders(conn, run)
     results: list[tuple[str, dict[str, Any]] | DomainError] = []
     credits: list[CreditRequest] = []
@@ -112,12 +115,26 @@ def ingest_run(conn: Connection, run: list[Event]) -> FastResult:
         results.append(("accepted", outcome))
         done += 1
     _write(conn, new_members, credits, rows, timeline)
-    _refresh_tiers(conn, timeline, rows["growth"], states)
+    _refresh_tiers(conn, timeline, rows["growth"], states, window)
     return FastResult(done, results)
 
 
+def _window(timeline: list[programs.Version], run: list[Event]) -> dict[str, datetime] | None:
+    """Where each member's growth history needs reading from: two days before the member's earliest
+    event in the run (the local day a daily cap counts, in any time zone), with the total before it
+    carried (growth.windows). Only a lifetime tier is a plain total; other policies read everything."""
+    if any(v.program.tiers.qualification is not Qualification.lifetime for v in timeline):
+        return None
+    out: dict[str, datetime] = {}
+    for event in run:
+        start = event.occurred_at - timedelta(days=2)
+        if event.member_id not in out or start < out[event.member_id]:
+            out[event.member_id] = start
+    return out
+
+
 def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_rows: list[dict[str, Any]],
-                   states: dict[str, _State]) -> None:
+                   states: dict[str, _State], window: dict[str, datetime] | None) -> None:
     """Bring the tier state of every member whose growth changed up to the batch's latest time."""
     if not growth_rows:
         return
@@ -126,7 +143,8 @@ def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_ro
     grown = {r["member_id"] for r in growth_rows}
     if version is not None:  # the states hold each member's whole history, this batch's growth included
         tiers.refresh(conn, version.program, grown, until,
-                      histories={m: [(t, g) for t, g, _ in states[m].history] for m in grown})
+                      histories={m: [(t, g) for t, g, _ in states[m].history] for m in grown},
+                      since={m: window[m] for m in grown} if window is not None else None)
 
 
 class _Deduction(Exception):
@@ -239,7 +257,8 @@ def _seen(conn: Connection, ids: list[str]) -> dict[str, tuple[str, dict[str, An
     return {r.id: (r.body_hash, r.outcome) for r in rows}
 
 
-def _load(conn: Connection, run: list[Event]) -> dict[str, _State]:
+def _load(conn: Connection, run: list[Event], timeline: list[programs.Version],
+          window: dict[str, datetime] | None) -> dict[str, _State]:
     ids = sorted({e.member_id for e in run})
     query = sa.select(members).where(in_list(conn, members.c.id, ids)).order_by(members.c.id)
     if is_postgres(conn):
@@ -248,20 +267,56 @@ def _load(conn: Connection, run: list[Event]) -> dict[str, _State]:
     if not states:
         return states
     known = list(states)
-    g = growth_entries.c
-    for member_id, t, amount, kind in conn.execute(
-            sa.select(g.member_id, g.effective_at, g.amount, g.kind).where(in_list(conn, g.member_id, known))
-            .order_by(g.member_id, g.effective_at, g.id)):
-        states[member_id].history.append((t, int(amount), kind == "earn"))
+    if window is not None:
+        for member_id, entries in growth.windows(conn, {m: window[m] for m in known}).items():
+            states[member_id].history = [(t, amount, kind == "earn") for t, amount, kind in entries]
+    else:
+        g = growth_entries.c
+        for member_id, t, amount, kind in conn.execute(
+                sa.select(g.member_id, g.effective_at, g.amount, g.kind).where(in_list(conn, g.member_id, known))
+                .order_by(g.member_id, g.effective_at, g.id)):
+            states[member_id].history.append((t, int(amount), kind == "earn"))
     for member_id, span in tiers.override_spans(conn, known).items():
         states[member_id].override = span
-    a = rule_awards.c
-    for member_id, rule_key, t, points, refunded, counted in conn.execute(
-            sa.select(a.member_id, a.rule_key, a.occurred_at, a.points, a.points_refunded, a.counted)
-            .where(in_list(conn, a.member_id, known))):
-        states[member_id].usage[rule_key].append(_Award(t, int(points) - int(refunded) if points > 0 else 0,
-                                                        int(counted)))
+    _load_usage(conn, run, timeline, states)
     return states
+
+
+# how far before an event the longest period of each limit can start
+_REACH = {"day": timedelta(days=2), "week": timedelta(days=8), "month": timedelta(days=32),
+          "year": timedelta(days=367)}
+
+
+def _load_usage(conn: Connection, run: list[Event], timeline: list[programs.Version],
+                states: dict[str, _State]) -> None:
+    """What the limited rules have awarded each member: the awards in reach of the run's limit periods,
+    and one carried total per rule before them (what lifetime limits count)."""
+    limited = {r.key: {*r.limits.points, *r.limits.times} for v in timeline for r in v.program.rules
+               if r.limits.points or r.limits.times}
+    if not limited:
+        return
+    periods = set().union(*limited.values())
+    reach = max((_REACH[p] for p in periods if p != "lifetime"), default=timedelta(0))
+    since: dict[str, datetime] = {}
+    for event in run:
+        if event.member_id in states:
+            start = event.occurred_at - reach
+            since[event.member_id] = min(start, since.get(event.member_id, start))
+    bounds, params = member_bounds(conn, since)
+    rules = {f"rule_{i}": key for i, key in enumerate(sorted(limited))}
+    keys = ", ".join(f":{name}" for name in rules)
+    net = "CASE WHEN a.points > 0 THEN a.points - a.points_refunded ELSE 0 END"
+    for member_id, rule_key, points, counted in conn.execute(sa.text(
+            f"SELECT a.member_id, a.rule_key, SUM({net}), SUM(a.counted) FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
+            f" ON a.member_id = b.member_id AND a.occurred_at < b.since AND a.rule_key IN ({keys})"
+            " GROUP BY a.member_id, a.rule_key"), {**params, **rules}):
+        states[member_id].usage[rule_key].append(_Award(since[member_id] - growth.CARRY, int(points), int(counted)))
+    for member_id, rule_key, t, points, counted in conn.execute(sa.text(
+            f"SELECT a.member_id, a.rule_key, a.occurred_at, {net}, a.counted FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
+            f" ON a.member_id = b.member_id AND a.occurred_at >= b.since AND a.rule_key IN ({keys})")
+            .columns(sa.column("member_id"), sa.column("rule_key"), sa.column("occurred_at", UtcDateTime),
+                     sa.column("points"), sa.column("counted")), {**params, **rules}):
+        states[member_id].usage[rule_key].append(_Award(t, int(points), int(counted)))
 
 
 def _orders(conn: Connection, run: list[Event]) -> set[tuple[str, str]]:

@@ -1,6 +1,7 @@
 """The growth ledger: append-only entries per member; the tier is computed from them."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -8,7 +9,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pointsmith.db import in_list
+from pointsmith.db import UtcDateTime, in_list, member_bounds
 from pointsmith.growth.tables import growth_entries
 from pointsmith.tiers.policy import Entry
 
@@ -53,4 +54,29 @@ def histories(conn: Connection, member_ids: list[str]) -> dict[str, list[Entry]]
                 sa.select(g.member_id, g.effective_at, g.amount).where(in_list(conn, g.member_id, chunk))
                 .order_by(g.member_id, g.effective_at, g.id)):
             out.setdefault(member_id, []).append((t, int(amount)))
+    return out
+
+
+CARRY = timedelta(microseconds=1)  # how far before a window's start its carried total is dated
+
+
+def windows(conn: Connection, since: Mapping[str, datetime]) -> dict[str, list[tuple[datetime, int, str]]]:
+    """Each member's growth entries (time, amount, kind) from `since[member]` on, after one entry of kind
+    "carry", dated just before, that holds the sum of everything earlier. That is all a lifetime tier and
+    a daily cap need, so the work stays the same however long the member's history grows."""
+    if not since:
+        return {}
+    bounds, params = member_bounds(conn, dict(since))
+    out: dict[str, list[tuple[datetime, int, str]]] = {}
+    for member_id, total in conn.execute(sa.text(
+            f"SELECT g.member_id, SUM(g.amount) FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
+            " ON g.member_id = b.member_id AND g.effective_at < b.since GROUP BY g.member_id"), params):
+        out[member_id] = [(since[member_id] - CARRY, int(total), "carry")]
+    rows = conn.execute(sa.text(
+        f"SELECT g.member_id, g.effective_at, g.amount, g.kind FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
+        " ON g.member_id = b.member_id AND g.effective_at >= b.since ORDER BY g.member_id, g.effective_at, g.id")
+        .columns(sa.column("member_id"), sa.column("effective_at", UtcDateTime), sa.column("amount"),
+                 sa.column("kind")), params)
+    for member_id, t, amount, kind in rows:
+        out.setdefault(member_id, []).append((t, int(amount), kind))
     return out

@@ -10,7 +10,7 @@ along as time passes. Manual overrides are the one input that is not growth.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock
-from pointsmith.db import in_list
+from pointsmith.db import UtcDateTime, in_list, member_bounds
 from pointsmith.errors import ValidationFailed
 from pointsmith.growth import service as growth
 from pointsmith.program.schema import Level, Program, TiersConfig
@@ -38,10 +38,14 @@ def checksum(config: TiersConfig) -> str:
 
 
 def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until: datetime, *,
-            histories: dict[str, list[tuple[datetime, int]]] | None = None) -> None:
+            histories: dict[str, list[tuple[datetime, int]]] | None = None,
+            since: Mapping[str, datetime] | None = None) -> None:
     """Recompute these members' tier state and derived history from their growth, up to `until`
     (or the time their state was already computed to, if later). A caller that holds the members'
-    whole growth histories passes them (`histories`) and saves reading them again."""
+    growth histories passes them (`histories`) and saves reading them again: whole histories, or
+    (lifetime policy only) each member's entries from `since[member]` on after the carried total of
+    the earlier ones (`growth.windows`), when nothing before `since` changed; the stored changes
+    before it stand."""
     ids = sorted(set(member_ids))
     if not ids:
         return
@@ -51,6 +55,8 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
     if histories is None:
         histories = growth.histories(conn, ids)
     levels, policy = config.levels, checksum(config)
+    earlier = _last_changes_before(conn, {m: t for m, t in (since or {}).items()
+                                         if m in stored and _since_at_or_after(stored[m], t)})
     rows, changes = [], []
     for member_id in ids:
         history = histories.get(member_id, [])
@@ -60,21 +66,61 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
         as_of = max(until, clock.ensure_utc(previous["as_of"])) if previous else until
         state = tier_at(config, tz, history, as_of)
         moves = transitions(config, tz, history, as_of)
+        start = since.get(member_id) if since else None
+        if start is not None:
+            moves = [c for c in moves if c.at >= start]
         ahead = outlook(config, tz, history, as_of).next_review_at or next_decay_drop(config, history, as_of)
         rows.append({
             "member_id": member_id, "level": state.level, "tier": levels[state.level].key,
             "review_level": state.review_level, "qualifying": state.qualifying.quantize(Decimal("0.000001")),
-            "lifetime": sum(g for t, g in history if t <= as_of), "since": moves[-1].at if moves else None,
+            "lifetime": sum(g for t, g in history if t <= as_of),
+            "since": moves[-1].at if moves else _last_kept(previous, start, earlier),
             "next_review_at": ahead, "as_of": as_of, "policy": policy,
             **{f: previous.get(f) for f in STATE_FIELDS}})
         changes += [{"member_id": member_id, "effective_at": c.at, "from_tier": levels[c.from_level].key,
                      "to_tier": levels[c.to_level].key, "reason": c.reason} for c in moves]
     conn.execute(member_tiers.delete().where(in_list(conn, mt.member_id, ids)))
-    conn.execute(tier_changes.delete().where(in_list(conn, tc.member_id, ids), tc.reason != "manual"))
+    _forget_changes(conn, ids, since or {})
     if rows:
         conn.execute(member_tiers.insert(), rows)
     if changes:
         conn.execute(tier_changes.insert(), changes)
+
+
+def _since_at_or_after(previous: dict[str, Any], start: datetime) -> bool:
+    return previous["since"] is not None and clock.ensure_utc(previous["since"]) >= start
+
+
+def _last_kept(previous: dict[str, Any], start: datetime | None, earlier: dict[str, datetime]) -> datetime | None:
+    """The last change a windowed refresh keeps (before `start`): what was stored, unless that is being redone."""
+    if start is None or not previous:
+        return None
+    if _since_at_or_after(previous, start):
+        return earlier.get(previous["member_id"])
+    return clock.ensure_utc(previous["since"]) if previous["since"] is not None else None
+
+
+def _last_changes_before(conn: Connection, bounds: dict[str, datetime]) -> dict[str, datetime]:
+    if not bounds:
+        return {}
+    table, params = member_bounds(conn, bounds)
+    rows = conn.execute(sa.text(
+        f"SELECT c.member_id, MAX(c.effective_at) AS last FROM {table} b JOIN tier_changes c"  # noqa: S608 (fixed SQL; values are bound)
+        " ON c.member_id = b.member_id AND c.effective_at < b.since AND c.reason <> 'manual' GROUP BY c.member_id")
+        .columns(sa.column("member_id"), sa.column("last", UtcDateTime)), params)
+    return {m: t for m, t in rows}  # noqa: C416 (rows are Row objects, not pairs)
+
+
+def _forget_changes(conn: Connection, ids: list[str], since: Mapping[str, datetime]) -> None:
+    """Delete the derived changes about to be recomputed: all of them, or from a member's `since` on."""
+    whole = [m for m in ids if m not in since]
+    if whole:
+        conn.execute(tier_changes.delete().where(in_list(conn, tc.member_id, whole), tc.reason != "manual"))
+    partial = [{"m": m, "t": since[m]} for m in ids if m in since]
+    if partial:
+        conn.execute(tier_changes.delete().where(tc.member_id == sa.bindparam("m"),
+                                                 tc.effective_at >= sa.bindparam("t"), tc.reason != "manual"),
+                     partial)
 
 
 def overrides(conn: Connection, member_ids: list[str], at: datetime) -> dict[str, str]:

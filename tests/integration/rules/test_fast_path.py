@@ -1,6 +1,7 @@
 """The set-based import path gives exactly what ingesting one event at a time gives."""
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +13,8 @@ from pointsmith.events.validation import parse_event
 from pointsmith.ledger import queries
 from pointsmith.ledger.verify import verify
 from pointsmith.members.view import member_view
+from pointsmith.tiers import service as tiers
+from pointsmith.tiers.tables import member_tiers
 from tests.factories import publish
 from tests.integration.rules.test_replay import PROGRAM, history
 
@@ -56,6 +59,55 @@ def test_a_batch_and_one_at_a_time_end_in_the_same_state(engine: Any) -> None:
             transaction.rollback()
     (batched, batch_codes), (single, single_codes) = states
     assert batch_codes == single_codes and "idempotency_conflict" in batch_codes
+    assert batched["history"] == single["history"]
+    for m in single["members"]:
+        assert batched["members"][m] == single["members"][m], m
+    assert batched["outcomes"] == single["outcomes"]
+
+
+TIERED = LIMITED.replace("points: {day: 150}", "points: {day: 150, lifetime: 2500}").replace(
+    "    - {key: silver, name: Silver, threshold: 100, multiplier: 1.5}\n",
+    "    - {key: silver, name: Silver, threshold: 100, multiplier: 1.5}\n"
+    "    - {key: gold, name: Gold, threshold: 900, multiplier: 2}\n"
+    "    - {key: platinum, name: Platinum, threshold: 2000, multiplier: 3}\n")
+
+
+def test_backdated_events_in_small_batches_end_as_one_at_a_time(engine: Any) -> None:
+    """Later batches read only a window of each member's history (with the earlier total carried) and
+    redo only the tier changes from there on: backdated events, refunds and limits must not notice."""
+    assert "gold" in TIERED and "lifetime: 2500" in TIERED
+    rng = random.Random(11)
+    raws = history(seed=7)
+    order = sorted(range(len(raws)), key=lambda i: i + rng.uniform(0, 15))  # arrive up to ~15 events late
+    raws = [raws[i] for i in order]
+    states = []
+    for batch in (True, False):
+        with engine.connect() as conn, conn.begin() as transaction:
+            publish(conn, TIERED)
+            codes = []
+            if batch:
+                position = 0
+                while position < len(raws):
+                    size = rng.randint(1, 12)
+                    result = events.ingest_many(conn, raws[position:position + size])
+                    codes += [e.code for e in result.errors]
+                    position += size
+            else:
+                for raw in raws:
+                    try:
+                        with conn.begin_nested():
+                            events.ingest(conn, parse_event(raw))
+                    except Exception as e:
+                        codes.append(getattr(e, "code", repr(e)))
+            tier_state = {r.member_id: (r.tier, r.level, int(r.lifetime), r.since, r.as_of)
+                          for r in conn.execute(sa.select(member_tiers))}
+            states.append((snapshot(conn), sorted(codes), {m: tiers.history(conn, m) for m in "abc"}, tier_state))
+            transaction.rollback()
+    (batched, batch_codes, batch_tiers, batch_state), (single, single_codes, single_tiers, single_state) = states
+    assert batch_codes == single_codes
+    assert {c["to"] for h in single_tiers.values() for c in h} >= {"gold", "platinum"}  # the tiers did move
+    assert batch_tiers == single_tiers
+    assert batch_state == single_state
     assert batched["history"] == single["history"]
     for m in single["members"]:
         assert batched["members"][m] == single["members"][m], m
