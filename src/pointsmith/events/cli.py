@@ -70,7 +70,7 @@ def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for stan
         for batch in _batches(_lines(stream, lambda n: progress.advance(task, n))):
             numbers = [n for n, _ in batch]
             with unit_of_work(target) as conn:
-                result = service.ingest_many(conn, [raw for _, raw in batch], replay=replay_clock)
+                result = service.ingest_many(conn, [raw for _, raw in batch], replay=replay_clock, outcomes=False)
             for key in totals:
                 totals[key] += getattr(result, key)
             errors += [{"line": numbers[r.index], "id": r.id, "code": r.code, "message": r.message}

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from pointsmith.clock import iso
@@ -33,7 +34,7 @@ class Event:
     occurred_at: datetime
     attributes: dict[str, Any]
 
-    @property
+    @cached_property  # asked by the idempotency check and again by the write
     def body_hash(self) -> str:
         """What makes two sends of one id the same event (the id itself aside)."""
         text = json.dumps([self.type, self.member_id, iso(self.occurred_at), self.attributes],

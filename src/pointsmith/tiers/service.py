@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock
-from pointsmith.db import UtcDateTime, in_list, member_bounds
+from pointsmith.db import UtcDateTime, bulk_insert, driver_execute, driver_time, in_list, is_postgres, member_bounds
 from pointsmith.errors import ValidationFailed
 from pointsmith.growth import service as growth
 from pointsmith.program.schema import Level, Program, TiersConfig
@@ -81,10 +81,8 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
                      "to_tier": levels[c.to_level].key, "reason": c.reason} for c in moves]
     conn.execute(member_tiers.delete().where(in_list(conn, mt.member_id, ids)))
     _forget_changes(conn, ids, since or {})
-    if rows:
-        conn.execute(member_tiers.insert(), rows)
-    if changes:
-        conn.execute(tier_changes.insert(), changes)
+    bulk_insert(conn, member_tiers, rows)
+    bulk_insert(conn, tier_changes, changes)
 
 
 def _since_at_or_after(previous: dict[str, Any], start: datetime) -> bool:
@@ -116,11 +114,12 @@ def _forget_changes(conn: Connection, ids: list[str], since: Mapping[str, dateti
     whole = [m for m in ids if m not in since]
     if whole:
         conn.execute(tier_changes.delete().where(in_list(conn, tc.member_id, whole), tc.reason != "manual"))
-    partial = [{"m": m, "t": since[m]} for m in ids if m in since]
+    to_driver = driver_time(conn)
+    partial = [(m, to_driver(since[m])) for m in ids if m in since]
     if partial:
-        conn.execute(tier_changes.delete().where(tc.member_id == sa.bindparam("m"),
-                                                 tc.effective_at >= sa.bindparam("t"), tc.reason != "manual"),
-                     partial)
+        mark = "%s" if is_postgres(conn) else "?"
+        driver_execute(conn, f"DELETE FROM tier_changes WHERE member_id = {mark} AND effective_at >= {mark}"  # noqa: S608
+                       " AND reason <> 'manual'", partial, many=True)
 
 
 def overrides(conn: Connection, member_ids: list[str], at: datetime) -> dict[str, str]:
