@@ -160,14 +160,41 @@ def in_list(conn: Connection, column: sa.ColumnElement[Any], values: list[str]) 
     return column.in_(values)
 
 
+def driver_in(conn: Connection, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    """`IN (...)` for the driver: the SQL after the column (`= ANY(%s)` on PostgreSQL, one parameter
+    however long the list; `IN (?, ...)` on SQLite) and its parameters."""
+    if is_postgres(conn):
+        return "= ANY(%s)", (list(values),)
+    return f"IN ({', '.join('?' * len(values))})", tuple(values)
+
+
+def time_from_driver(value: datetime | str | None) -> datetime | None:
+    """A UtcDateTime value as the driver returns it (text on SQLite) to aware UTC."""
+    if value is None or isinstance(value, datetime):
+        return ensure_utc(value) if value else None
+    return ensure_utc(datetime.fromisoformat(value))
+
+
+def values_table(conn: Connection, columns: dict[str, str], rows: Sequence[tuple[Any, ...]]
+                 ) -> tuple[str, dict[str, Any]]:
+    """A derived table of `rows` (columns: name to PostgreSQL type), to join with in one statement, and
+    its parameters: one array per column on PostgreSQL, one JSON text on SQLite (values already in the
+    driver's terms, e.g. times as `driver_time` gives them)."""
+    names = list(columns)
+    if is_postgres(conn):
+        casts = ", ".join(f"CAST(:values_{i} AS {kind}[])" for i, kind in enumerate(columns.values()))
+        return (f"(SELECT * FROM unnest({casts}) AS v({', '.join(names)}))",  # noqa: S608
+                {f"values_{i}": [row[i] for row in rows] for i in range(len(names))})
+    picks = ", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(names))
+    return f"(SELECT {picks} FROM json_each(:values_json))", {"values_json": json.dumps(list(rows))}  # noqa: S608
+
+
 def member_bounds(conn: Connection, bounds: dict[str, datetime]) -> tuple[str, dict[str, Any]]:
     """A derived table `(member_id, since)` with one row per member, to join with a per-member lower
-    time bound in one statement, and its parameters (two arrays on PostgreSQL, one JSON text on SQLite)."""
-    if is_postgres(conn):
-        return ("(SELECT * FROM unnest(CAST(:bound_ids AS text[]), CAST(:bound_times AS timestamptz[]))"
-                " AS u(member_id, since))", {"bound_ids": list(bounds), "bound_times": list(bounds.values())})
-    return ("(SELECT json_extract(value, '$[0]') AS member_id, json_extract(value, '$[1]') AS since"
-            " FROM json_each(:bounds))", {"bounds": json.dumps([[m, _sqlite_time(t)] for m, t in bounds.items()])})
+    time bound in one statement (`values_table`)."""
+    to_driver = driver_time(conn)
+    return values_table(conn, {"member_id": "text", "since": "timestamptz"},
+                        [(m, to_driver(t)) for m, t in bounds.items()])
 
 
 def advisory_lock(conn: Connection, name: str) -> None:
@@ -225,6 +252,38 @@ def read_only(engine: Engine, *, single_statement: bool = False) -> Iterator[Con
         conn = raw.execution_options(read_only=True, single_statement=single_statement)
         with conn.begin():
             yield conn
+
+
+def read_one(engine: Engine, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The first row of one SELECT (`{mark}` for each placeholder) on a pooled driver connection, with
+    no transaction around it (a single SELECT is consistent by itself): for the hottest reads, such
+    as a balance or an API key. Repeated once if the server dropped its connections (a restart)."""
+    ensure_migrated(engine)
+    postgres = engine.dialect.name == "postgresql"
+    sql = sql.format(mark="%s" if postgres else "?")
+    for attempt in (1, 2):
+        raw = engine.raw_connection()
+        try:
+            if postgres:
+                raw.driver_connection.autocommit = True  # type: ignore[union-attr]  # no BEGIN/ROLLBACK trips
+            cursor = raw.cursor()
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+            cursor.close()
+            if postgres:
+                raw.driver_connection.autocommit = False  # type: ignore[union-attr]
+            else:
+                raw.rollback()  # end the driver's implicit read transaction, if it opened one
+            return tuple(row) if row is not None else None
+        except engine.dialect.loaded_dbapi.OperationalError:
+            # most likely the server dropped its connections: start a new pool and read again (safe)
+            raw.invalidate()
+            engine.dispose(close=False)
+            if attempt == 2:
+                raise
+        finally:
+            raw.close()
+    raise AssertionError("unreachable")
 
 
 # --- bulk writes on hot paths ----------------------------------------------------

@@ -13,7 +13,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pointsmith.auth import service as auth
 from pointsmith.auth.service import ApiKey, Scope
-from pointsmith.db import read_only
 from pointsmith.errors import DomainError, Forbidden
 
 log = logging.getLogger("pointsmith.http")
@@ -63,8 +62,7 @@ def _authenticate(engine: Engine, authorization: str | None) -> ApiKey:
     token = None
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
-    with read_only(engine) as conn:
-        return auth.authenticate(conn, token)
+    return auth.authenticate(engine, token)
 
 
 def require(scope: Scope) -> Callable[..., ApiKey]:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import audit, clock
 from pointsmith.auth.tables import api_keys
+from pointsmith.db import read_one
 from pointsmith.errors import NotFound, Unauthorized, ValidationFailed
 
 PREFIX = "psk"
@@ -53,16 +54,15 @@ def create_key(conn: Connection, scope: Scope | str, *, name: str = "", actor: s
     return ApiKey(key_id, scope, name), token
 
 
-def authenticate(conn: Connection, token: str | None) -> ApiKey:
+def authenticate(engine: Engine, token: str | None) -> ApiKey:
+    """The key a request presents (asked on every request: one driver round trip, no transaction)."""
     if not token:
         raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
-    row = conn.execute(
-        sa.select(api_keys.c.id, api_keys.c.scope, api_keys.c.name)
-        .where(api_keys.c.secret_hash == hash_secret(token), api_keys.c.revoked_at.is_(None))
-    ).first()
+    row = read_one(engine, "SELECT id, scope, name FROM api_keys WHERE secret_hash = {mark} AND revoked_at IS NULL",
+                   (hash_secret(token),))
     if row is None:
         raise Unauthorized("unknown or revoked API key")
-    return ApiKey(row.id, Scope(row.scope), row.name)
+    return ApiKey(row[0], Scope(row[1]), row[2])
 
 
 def revoke(conn: Connection, key_id: str, *, actor: str = "cli") -> None:

@@ -24,7 +24,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import UtcDateTime, bulk_insert, in_list, is_postgres, member_bounds
+from pointsmith.db import (
+    UtcDateTime,
+    bulk_insert,
+    driver_execute,
+    driver_in,
+    in_list,
+    is_postgres,
+    loads,
+    member_bounds,
+    time_from_driver,
+    values_table,
+)
 from pointsmith.errors import DomainError, DuplicateOrder, IdempotencyConflict, InvalidMemberState, UnknownMember
 from pointsmith.events.tables import events
 from pointsmith.events.validation import Event
@@ -32,7 +43,7 @@ from pointsmith.growth import service as growth
 from pointsmith.growth.tables import growth_entries
 from pointsmith.idempotency import lock_many
 from pointsmith.ledger.service import CreditRequest, post_credits
-from pointsmith.members.service import Member, Status, member_from_row, random_invite_code
+from pointsmith.members.service import Member, Status, random_invite_code
 from pointsmith.members.tables import members
 from pointsmith.program import service as programs
 from pointsmith.program.schema import Qualification
@@ -67,6 +78,7 @@ class _State:
     announced: bool = False
     history: list[tuple[datetime, int, bool]] = field(default_factory=list)  # (time, growth, is an earn)
     override: tuple[str, datetime, datetime] | None = None  # an admin's tier: (tier, from, until)
+    tier_state: dict[str, Any] | None = None  # the stored tier state (tiers.states), if any
     usage: dict[str, list[_Award]] = field(default_factory=lambda: defaultdict(list))
 
 
@@ -144,7 +156,8 @@ def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_ro
     if version is not None:  # the states hold each member's whole history, this batch's growth included
         tiers.refresh(conn, version.program, grown, until,
                       histories={m: [(t, g) for t, g, _ in states[m].history] for m in grown},
-                      since={m: window[m] for m in grown} if window is not None else None)
+                      since={m: window[m] for m in grown} if window is not None else None,
+                      stored={m: row for m in grown if (row := states[m].tier_state) is not None})
 
 
 class _Deduction(Exception):
@@ -259,11 +272,7 @@ def _seen(conn: Connection, ids: list[str]) -> dict[str, tuple[str, dict[str, An
 
 def _load(conn: Connection, run: list[Event], timeline: list[programs.Version],
           window: dict[str, datetime] | None) -> dict[str, _State]:
-    ids = sorted({e.member_id for e in run})
-    query = sa.select(members).where(in_list(conn, members.c.id, ids)).order_by(members.c.id)
-    if is_postgres(conn):
-        query = query.with_for_update()
-    states = {row["id"]: _State(member_from_row(row)) for row in conn.execute(query).mappings()}
+    states = {m.id: _State(m) for m in _lock_members(conn, sorted({e.member_id for e in run}))}
     if not states:
         return states
     known = list(states)
@@ -276,10 +285,25 @@ def _load(conn: Connection, run: list[Event], timeline: list[programs.Version],
                 sa.select(g.member_id, g.effective_at, g.amount, g.kind).where(in_list(conn, g.member_id, known))
                 .order_by(g.member_id, g.effective_at, g.id)):
             states[member_id].history.append((t, int(amount), kind == "earn"))
-    for member_id, span in tiers.override_spans(conn, known).items():
-        states[member_id].override = span
+    for member_id, row in tiers.states(conn, known).items():
+        states[member_id].tier_state = row
+        states[member_id].override = tiers.override_span(row)
     _load_usage(conn, run, timeline, states)
     return states
+
+
+def _lock_members(conn: Connection, ids: list[str]) -> list[Member]:
+    """The run's members, locked in id order on PostgreSQL (read for every run: straight to the driver)."""
+    match, params = driver_in(conn, ids)
+    lock = " FOR UPDATE" if is_postgres(conn) else ""
+    return [Member(member_id, Status(status), loads(attributes) if isinstance(attributes, str) else dict(attributes),
+                   {"email": bool(email), "phone": bool(phone), "real_name": bool(real_name)}, invite_code,
+                   invited_by, time_from_driver(joined_at), status_reason)  # type: ignore[arg-type]
+            for member_id, status, attributes, email, phone, real_name, invite_code, invited_by, joined_at,
+            status_reason in driver_execute(
+                conn, "SELECT id, status, attributes, verified_email, verified_phone, verified_real_name, "  # noqa: S608
+                f"invite_code, invited_by, joined_at, status_reason FROM members WHERE id {match} ORDER BY id{lock}",
+                params)]
 
 
 # how far before an event the longest period of each limit can start
@@ -320,10 +344,13 @@ def _load_usage(conn: Connection, run: list[Event], timeline: list[programs.Vers
 
 
 def _orders(conn: Connection, run: list[Event]) -> set[tuple[str, str]]:
-    ids = sorted({str(e.attributes["order_id"]) for e in run if e.type == "order.paid"})
-    if not ids:
+    """The run's (member, order) pairs already paid (looked up by the orders' key, both columns)."""
+    pairs = sorted({(e.member_id, str(e.attributes["order_id"])) for e in run if e.type == "order.paid"})
+    if not pairs:
         return set()
-    rows = conn.execute(sa.select(orders.c.member_id, orders.c.order_id).where(in_list(conn, orders.c.order_id, ids)))
+    table, params = values_table(conn, {"member_id": "text", "order_id": "text"}, pairs)
+    rows = conn.execute(sa.text(f"SELECT o.member_id, o.order_id FROM {table} p JOIN orders o"  # noqa: S608
+                                " ON o.member_id = p.member_id AND o.order_id = p.order_id"), params)
     return {(m, o) for m, o in rows}
 
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import clock
-from pointsmith.db import driver_execute, ensure_migrated
+from pointsmith.db import driver_execute, read_one
 from pointsmith.ledger.tables import ledger_lots, ledger_postings, ledger_transactions
 
 EMPTY = {"available": 0, "pending": 0, "held": 0, "debt": 0}
@@ -56,33 +56,7 @@ def current_balance(engine: Engine, member_id: str) -> dict[str, int]:
     The cached row is written in the same transaction as the postings it sums,
     so a single SELECT of it is always consistent.
     """
-    ensure_migrated(engine)
-    postgres = engine.dialect.name == "postgresql"
-    sql = BALANCE_SQL.format(mark="%s" if postgres else "?")
-    for attempt in (1, 2):
-        raw = engine.raw_connection()
-        try:
-            if postgres:
-                raw.driver_connection.autocommit = True  # type: ignore[union-attr]  # no BEGIN/ROLLBACK trips
-            cursor = raw.cursor()
-            cursor.execute(sql, (member_id,))
-            row = cursor.fetchone()
-            cursor.close()
-            if postgres:
-                raw.driver_connection.autocommit = False  # type: ignore[union-attr]
-            else:
-                raw.rollback()  # end the driver's implicit read transaction, if it opened one
-            return _balance_row(row)
-        except engine.dialect.loaded_dbapi.OperationalError:
-            # most likely the server dropped its connections (a restart): start a new pool, and
-            # repeat the read, which is safe to do
-            raw.invalidate()
-            engine.dispose(close=False)
-            if attempt == 2:
-                raise
-        finally:
-            raw.close()
-    raise AssertionError("unreachable")
+    return _balance_row(read_one(engine, BALANCE_SQL, (member_id,)))
 
 
 def lots(conn: Connection, member_id: str, *, at: datetime | None = None, include_empty: bool = False

@@ -19,7 +19,15 @@ from typing import Any, NamedTuple
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import driver_execute, driver_time, insert_rows, is_postgres, update_rows
+from pointsmith.db import (
+    driver_execute,
+    driver_in,
+    driver_time,
+    insert_rows,
+    is_postgres,
+    time_from_driver,
+    update_rows,
+)
 from pointsmith.errors import UnknownMember
 
 
@@ -108,11 +116,8 @@ def lock_states(conn: Connection, member_ids: Iterable[str], *, members_locked: 
     found: set[str] = set()
     for chunk in _chunks(ids, 5000):
         # straight to the driver: this runs for every ledger write (the SQL holds placeholders, never input)
-        params: tuple[Any, ...]
-        if postgres:
-            match, params, lock = "= ANY(%s)", (chunk,), " FOR UPDATE"
-        else:
-            match, params, lock = f"IN ({', '.join('?' * len(chunk))})", tuple(chunk), ""
+        match, params = driver_in(conn, chunk)
+        lock = " FOR UPDATE" if postgres else ""
         if members_locked:
             found.update(chunk)
         else:
@@ -121,19 +126,12 @@ def lock_states(conn: Connection, member_ids: Iterable[str], *, members_locked: 
         for member_id, available, pending, held, debt, last_activity, last_hash in driver_execute(
                 conn, "SELECT member_id, available, pending, held, debt, last_activity_at, last_hash "  # noqa: S608
                 f"FROM point_balances WHERE member_id {match}", params):
-            states[member_id] = PointState(member_id, available, pending, held, debt, _time(last_activity),
+            states[member_id] = PointState(member_id, available, pending, held, debt, time_from_driver(last_activity),
                                            last_hash, exists=True)
     missing = [m for m in ids if m not in found]
     if missing:
         raise UnknownMember(f"no member with id {missing[0]!r}")
     return {m: states.get(m) or PointState(m) for m in ids}
-
-
-def _time(value: datetime | str | None) -> datetime | None:
-    """A timestamp as the driver returns it (text on SQLite) to aware UTC."""
-    if value is None or isinstance(value, datetime):
-        return clock.ensure_utc(value) if value else None
-    return clock.ensure_utc(datetime.fromisoformat(value))
 
 
 TRANSACTION_COLUMNS = ("id", "member_id", "kind", "effective_at", "recorded_at", "reference", "event_id",

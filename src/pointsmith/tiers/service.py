@@ -39,19 +39,19 @@ def checksum(config: TiersConfig) -> str:
 
 def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until: datetime, *,
             histories: dict[str, list[tuple[datetime, int]]] | None = None,
-            since: Mapping[str, datetime] | None = None) -> None:
+            since: Mapping[str, datetime] | None = None, stored: dict[str, dict[str, Any]] | None = None) -> None:
     """Recompute these members' tier state and derived history from their growth, up to `until`
     (or the time their state was already computed to, if later). A caller that holds the members'
     growth histories passes them (`histories`) and saves reading them again: whole histories, or
     (lifetime policy only) each member's entries from `since[member]` on after the carried total of
     the earlier ones (`growth.windows`), when nothing before `since` changed; the stored changes
-    before it stand."""
+    before it stand. `stored`: the members' stored states (`states`), if the caller has read them."""
     ids = sorted(set(member_ids))
     if not ids:
         return
     config, tz = program.tiers, ZoneInfo(program.program.timezone)
-    stored = {r["member_id"]: dict(r) for r in conn.execute(
-        sa.select(member_tiers).where(in_list(conn, mt.member_id, ids))).mappings()}
+    if stored is None:
+        stored = states(conn, ids)
     if histories is None:
         histories = growth.histories(conn, ids)
     levels, policy = config.levels, checksum(config)
@@ -129,11 +129,23 @@ def overrides(conn: Connection, member_ids: list[str], at: datetime) -> dict[str
 
 def override_spans(conn: Connection, member_ids: list[str]) -> dict[str, tuple[str, datetime, datetime]]:
     """Each member's manual override: (tier, from, until)."""
+    return {m: span for m, row in states(conn, member_ids).items() if (span := override_span(row)) is not None}
+
+
+def states(conn: Connection, member_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored tier state of each of these members that has one."""
     if not member_ids:
         return {}
-    rows = conn.execute(sa.select(mt.member_id, mt.override_tier, mt.override_from, mt.override_until).where(
-        in_list(conn, mt.member_id, member_ids), mt.override_tier.is_not(None)))
-    return {m: (str(tier), clock.ensure_utc(start), clock.ensure_utc(end)) for m, tier, start, end in rows}
+    return {r["member_id"]: dict(r) for r in conn.execute(
+        sa.select(member_tiers).where(in_list(conn, mt.member_id, member_ids))).mappings()}
+
+
+def override_span(state: dict[str, Any]) -> tuple[str, datetime, datetime] | None:
+    """A stored state's manual override: (tier, from, until), if it has one."""
+    if state["override_tier"] is None:
+        return None
+    start, end = clock.ensure_utc(state["override_from"]), clock.ensure_utc(state["override_until"])
+    return str(state["override_tier"]), start, end
 
 
 def level_at(program: Program, history: list[tuple[datetime, int]], at: datetime,
