@@ -19,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -81,10 +82,11 @@ def bench_import(url: str, n: int, tmp: Path) -> dict[str, Any]:
         for i in range(n):
             f.write(json.dumps(event(i)) + "\n")
     seconds, peak_mb = _import(url, path)
-    floor = raw_floor(url, n)
+    floors = raw_floors(url, n)
     return {"events": n, "import_seconds": round(seconds, 2), "events_per_second": round(n / seconds),
-            "peak_rss_mb": round(peak_mb), **floor,
-            "import_time_vs_raw": round(seconds / floor["raw_insert_seconds"], 2)}
+            "peak_rss_mb": round(peak_mb), **floors,
+            "import_time_vs_raw": round(seconds / floors["raw_insert_seconds"], 2),
+            "import_time_vs_raw_indexed": round(seconds / floors["raw_indexed_seconds"], 2)}
 
 
 def _import(url: str, path: Path) -> tuple[float, float]:
@@ -100,15 +102,48 @@ def _import(url: str, path: Path) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-# every table the import writes; its raw twin gets the same rows with no index at all
+# every table the import writes
 WRITTEN = ("events", "members", "ledger_transactions", "ledger_postings", "ledger_lots", "point_balances",
            "idempotency_keys", "growth_entries", "rule_awards", "orders", "member_tiers", "tier_changes")
 
 
-def raw_floor(url: str, n: int) -> dict[str, Any]:
-    """The driver's executemany of every row the import left, into twin tables with no index, committed
-    in as many transactions as the import used (one per 1,000 events): the database's own cost of that
-    data. Rows are read back in step (streamed, untimed) so memory stays flat for a million events."""
+def raw_floors(url: str, n: int) -> dict[str, Any]:
+    """Two floors for the data the import left: the driver's executemany of every row into twin tables
+    with no index at all (the bare cost of the bytes), and into twins with the same keys and indexes
+    (what the database must do for these rows: at scale each event touches a leaf of every member-keyed
+    index). Both commit as many transactions as the import did (one per 1,000 events)."""
+    rows = _rows(url)
+    bare = raw_floor(url, n, "raw_", indexed=False)
+    indexed = raw_floor(url, n, "rawix_", indexed=True)
+    return {"rows_written": rows, "raw_insert_seconds": round(bare, 2), "raw_rows_per_second": round(rows / bare),
+            "raw_indexed_seconds": round(indexed, 2), "raw_indexed_rows_per_second": round(rows / indexed)}
+
+
+def _rows(url: str) -> int:
+    with get_engine(url).connect() as conn:
+        return sum(int(conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()) for t in WRITTEN)
+
+
+def _twin(conn: Any, table: str, name: str, *, postgres: bool, indexed: bool) -> None:
+    if not indexed:
+        conn.exec_driver_sql(f"CREATE TABLE {name} AS SELECT * FROM {table} WHERE 1 = 0")
+    elif postgres:
+        conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING INDEXES)")
+    else:
+        ddl = conn.exec_driver_sql("SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL"
+                                   " AND type IN ('table', 'index')"
+                                   " ORDER BY type DESC", (table,)).all()
+        for kind, sql in ddl:  # the table first, then its indexes under new names
+            if kind == "table":
+                conn.exec_driver_sql(re.sub(rf"^CREATE TABLE {table} ", f"CREATE TABLE {name} ", sql))
+            else:
+                conn.exec_driver_sql(re.sub(rf"^CREATE (UNIQUE )?INDEX (\w+) ON {table} ",
+                                            rf"CREATE \1INDEX {name}_\2 ON {name} ", sql))
+
+
+def raw_floor(url: str, n: int, prefix: str, *, indexed: bool) -> float:
+    """Seconds of executemany of every row the import left into twins named `prefix` + table. Rows are
+    read back in step (streamed, untimed, in the order they were written) so memory stays flat."""
     engine = get_engine(url)
     postgres = engine.dialect.name == "postgresql"
     batches = max(n // 1000, 1)
@@ -116,7 +151,7 @@ def raw_floor(url: str, n: int) -> dict[str, Any]:
         counts = {t: int(conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()) for t in WRITTEN}
     with unit_of_work(engine) as conn:
         for t in WRITTEN:
-            conn.exec_driver_sql(f"CREATE TABLE raw_{t} AS SELECT * FROM {t} WHERE 1 = 0")
+            _twin(conn, t, prefix + t, postgres=postgres, indexed=indexed)
     reader = engine.raw_connection()
     writer = engine.raw_connection()
     spent = 0.0
@@ -138,14 +173,13 @@ def raw_floor(url: str, n: int) -> dict[str, Any]:
                 out.execute("BEGIN IMMEDIATE")
             for t, rows in chunk.items():
                 if rows:
-                    out.executemany(f"INSERT INTO raw_{t} VALUES ({', '.join([mark] * width[t])})", rows)
+                    out.executemany(f"INSERT INTO {prefix}{t} VALUES ({', '.join([mark] * width[t])})", rows)
             writer.commit()
             spent += time.perf_counter() - started
     finally:
         reader.close()
         writer.close()
-    rows = sum(counts.values())
-    return {"rows_written": rows, "raw_insert_seconds": round(spent, 2), "raw_rows_per_second": round(rows / spent)}
+    return spent
 
 
 def free_port() -> int:
