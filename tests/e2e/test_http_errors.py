@@ -9,7 +9,7 @@ import httpx
 import uvicorn
 
 from pointsmith.app import create_app
-from tests.e2e.conftest import Live, assert_problem
+from tests.e2e.conftest import Cli, Live, assert_problem
 
 
 def new_id() -> str:
@@ -63,6 +63,15 @@ def test_missing_or_wrong_keys_are_401(server: Live) -> None:
     assert_problem(server.call("GET", "/v1/members/x"), 401, "unauthorized")
     assert_problem(server.call("GET", "/v1/members/x", key="psk_nope_nope"), 401, "unauthorized")
     assert_problem(server.call("GET", "/v1/members/x", headers={"Authorization": "Basic abc"}), 401, "unauthorized")
+
+
+def test_a_revoked_key_is_refused_at_once(live: tuple[Live, Cli]) -> None:
+    server, cli = live
+    made = cli.json("keys", "create", "--scope", "client", "--name", "to revoke")
+    assert server.call("GET", "/v1/events/nothing", key=made["key"]).status_code == 404  # known key, no event
+    cli.run("keys", "revoke", made["id"])
+    assert_problem(server.call("GET", "/v1/events/nothing", key=made["key"]), 401, "unauthorized")
+    assert server.call("GET", "/v1/events/nothing", key=server.client).status_code == 404  # others still work
 
 
 def test_a_client_key_on_an_admin_route_is_403(server: Live) -> None:
