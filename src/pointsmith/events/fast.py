@@ -153,7 +153,7 @@ def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_ro
     until = max(r["effective_at"] for r in growth_rows)
     version = programs.in_force(timeline, until)
     grown = {r["member_id"] for r in growth_rows}
-    if version is not None:  # the states hold each member's whole history, this batch's growth included
+    if version is not None:  # the states hold each member's history (or its window), this batch's growth included
         tiers.refresh(conn, version.program, grown, until,
                       histories={m: [(t, g) for t, g, _ in states[m].history] for m in grown},
                       since={m: window[m] for m in grown} if window is not None else None,
