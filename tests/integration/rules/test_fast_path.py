@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,30 +36,42 @@ def snapshot(conn: Connection) -> dict[str, Any]:
             "outcomes": outcomes}
 
 
-def test_a_batch_and_one_at_a_time_end_in_the_same_state(engine: Any) -> None:
-    raws = history(seed=5)
-    raws.insert(10, dict(raws[3]))                                       # a resend: a duplicate
-    raws.insert(20, {**raws[5], "attributes": {"order_id": "x", "amount": 1}})  # same id, other content
-    states = []
+def ingest_both_ways(engine: Any, program: str, raws: list[dict[str, Any]],
+                     sizes: Iterator[int] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The state after ingesting `raws` in batches (`ingest_many`: all at once, or in chunks of `sizes`)
+    and after ingesting them one at a time by the per-event path, each in a transaction rolled back."""
+    out = []
     for batch in (True, False):
         with engine.connect() as conn, conn.begin() as transaction:
-            publish(conn, LIMITED)
+            publish(conn, program)
+            codes: list[str] = []
             if batch:
-                result = events.ingest_many(conn, raws)
-                codes = sorted(e.code for e in result.errors)
+                position = 0
+                while position < len(raws):
+                    size = next(sizes) if sizes else len(raws)
+                    codes += [e.code for e in events.ingest_many(conn, raws[position:position + size]).errors]
+                    position += size
             else:
-                codes = []
                 for raw in raws:
                     try:
                         with conn.begin_nested():
                             events.ingest(conn, parse_event(raw))
                     except Exception as e:
                         codes.append(getattr(e, "code", repr(e)))
-                codes.sort()
-            states.append((snapshot(conn), codes))
+            tier_state = {r.member_id: (r.tier, r.level, int(r.lifetime), r.since, r.as_of)
+                          for r in conn.execute(sa.select(member_tiers))}
+            out.append({**snapshot(conn), "codes": sorted(codes), "tier_state": tier_state,
+                        "tiers": {m: tiers.history(conn, m) for m in ("a", "b", "c")}})
             transaction.rollback()
-    (batched, batch_codes), (single, single_codes) = states
-    assert batch_codes == single_codes and "idempotency_conflict" in batch_codes
+    return out[0], out[1]
+
+
+def test_a_batch_and_one_at_a_time_end_in_the_same_state(engine: Any) -> None:
+    raws = history(seed=5)
+    raws.insert(10, dict(raws[3]))                                       # a resend: a duplicate
+    raws.insert(20, {**raws[5], "attributes": {"order_id": "x", "amount": 1}})  # same id, other content
+    batched, single = ingest_both_ways(engine, LIMITED, raws)
+    assert batched["codes"] == single["codes"] and "idempotency_conflict" in batched["codes"]
     assert batched["history"] == single["history"]
     for m in single["members"]:
         assert batched["members"][m] == single["members"][m], m
@@ -80,34 +93,11 @@ def test_backdated_events_in_small_batches_end_as_one_at_a_time(engine: Any) -> 
     raws = history(seed=7)
     order = sorted(range(len(raws)), key=lambda i: i + rng.uniform(0, 15))  # arrive up to ~15 events late
     raws = [raws[i] for i in order]
-    states = []
-    for batch in (True, False):
-        with engine.connect() as conn, conn.begin() as transaction:
-            publish(conn, TIERED)
-            codes = []
-            if batch:
-                position = 0
-                while position < len(raws):
-                    size = rng.randint(1, 12)
-                    result = events.ingest_many(conn, raws[position:position + size])
-                    codes += [e.code for e in result.errors]
-                    position += size
-            else:
-                for raw in raws:
-                    try:
-                        with conn.begin_nested():
-                            events.ingest(conn, parse_event(raw))
-                    except Exception as e:
-                        codes.append(getattr(e, "code", repr(e)))
-            tier_state = {r.member_id: (r.tier, r.level, int(r.lifetime), r.since, r.as_of)
-                          for r in conn.execute(sa.select(member_tiers))}
-            states.append((snapshot(conn), sorted(codes), {m: tiers.history(conn, m) for m in "abc"}, tier_state))
-            transaction.rollback()
-    (batched, batch_codes, batch_tiers, batch_state), (single, single_codes, single_tiers, single_state) = states
-    assert batch_codes == single_codes
-    assert {c["to"] for h in single_tiers.values() for c in h} >= {"gold", "platinum"}  # the tiers did move
-    assert batch_tiers == single_tiers
-    assert batch_state == single_state
+    batched, single = ingest_both_ways(engine, TIERED, raws, iter(lambda: rng.randint(1, 12), 0))
+    assert batched["codes"] == single["codes"]
+    assert {c["to"] for h in single["tiers"].values() for c in h} >= {"gold", "platinum"}  # the tiers did move
+    assert batched["tiers"] == single["tiers"]
+    assert batched["tier_state"] == single["tier_state"]
     assert batched["history"] == single["history"]
     for m in single["members"]:
         assert batched["members"][m] == single["members"][m], m
