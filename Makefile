@@ -19,10 +19,10 @@ lint: install   ## ruff and mypy
 	$(PY) -m ruff check src tests bench && $(PY) -m mypy
 
 conformance: install  ## the contract conformance suite on SQLite
-	PATH=$(VENV)/bin:$$PATH ../shared/conformance/run foundation ledger rules lots
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH ../shared/conformance/run foundation ledger rules lots tiers
 
 bench: install  ## the benchmarks (see bench/README.md)
-	$(PY) -m bench.ledger
+	$(PY) -m bench.ledger && $(PY) -m bench.events && $(PY) -m bench.tiers
 
 clean:          ## remove caches and local databases
 	rm -rf .pytest_cache .mypy_cache .ruff_cache pointsmith.db*
