@@ -377,7 +377,7 @@ def _write(conn: Connection, new_members: list[Member], credits: list[CreditRequ
                                  "status_reason": None, "created_at": now, "updated_at": now} for m in new_members])
     if credits:
         # the members are locked by _load (or new in this transaction): no second lock
-        post_credits(conn, credits, versions=timeline, members_locked=True)
+        post_credits(conn, credits, versions=timeline, members_locked=True, keys_are_new=True)
     bulk_insert(conn, growth_entries, rows["growth"])
     bulk_insert(conn, rule_awards, rows["awards"])
     bulk_insert(conn, orders, rows["orders"])

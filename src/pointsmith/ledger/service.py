@@ -103,16 +103,20 @@ def credit_many(conn: Connection, requests: Sequence[CreditRequest],
 
 
 def post_credits(conn: Connection, requests: Sequence[CreditRequest], policy: PointsPolicy | None = None, *,
-                 versions: list[programs.Version] | None = None, members_locked: bool = False) -> list[Credited]:
+                 versions: list[programs.Version] | None = None, members_locked: bool = False,
+                 keys_are_new: bool = False) -> list[Credited]:
     """`credit_many` for callers that need no answer bodies (event ingestion, bulk grants).
 
     A caller that has already read the program timeline, or locked the members, says so
-    (`versions`, `members_locked`) and saves those statements."""
+    (`versions`, `members_locked`) and saves those statements. Event ingestion also vouches
+    that its keys are new (`keys_are_new`): they derive from an event id that the same
+    transaction records, under that id's lock, so the event row is the idempotency record
+    and there is nothing to look up or to write besides it."""
     for req in requests:
         check_points(req.points)
     digests = [req.digest() for req in requests]
     states = lock_states(conn, (r.member_id for r in requests), members_locked=members_locked)
-    stored = _stored(conn, requests)
+    stored = {} if keys_are_new else _stored(conn, requests)
     first: dict[tuple[str, str], int] = {}  # (member, key) -> the index of its first request in this batch
     drafts: list[Draft] = []
     policy_in_force = _policies(conn, versions) if policy is None else (lambda _: policy)
@@ -129,9 +133,10 @@ def post_credits(conn: Connection, requests: Sequence[CreditRequest], policy: Po
     written = dict(zip(first.values(), write(conn, drafts, states), strict=True))
     created = driver_time(conn)(clock.now())
     # the record keeps what a retry needs to answer the same: the transaction and the balances after it
-    insert_rows(conn, "idempotency_keys", IDEMPOTENCY_COLUMNS, [
-        (requests[i].member_id, requests[i].key, CREDIT, digests[i], 201, _record(w), created)
-        for i, w in written.items()])
+    if not keys_are_new:
+        insert_rows(conn, "idempotency_keys", IDEMPOTENCY_COLUMNS, [
+            (requests[i].member_id, requests[i].key, CREDIT, digests[i], 201, _record(w), created)
+            for i, w in written.items()])
     answers = []
     for i, req in enumerate(requests):
         ident = (req.member_id, req.key)

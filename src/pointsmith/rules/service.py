@@ -59,7 +59,7 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
                    credits, growth_rows, award_rows)
         results.append(result)
     if credits:
-        post_credits(conn, credits)
+        post_credits(conn, credits, keys_are_new=True)  # keyed by this event's id, recorded with it
     growth.record(conn, growth_rows)
     if award_rows:
         conn.execute(rule_awards.insert(), award_rows)
