@@ -1,6 +1,8 @@
 """The HTTP application: `create_app()` mounts each feature's routes."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +12,7 @@ from pointsmith import __version__
 from pointsmith.analytics.routes import router as reports_router
 from pointsmith.benefits.routes import router as benefits_router
 from pointsmith.db import get_engine, read_only
+from pointsmith.events.group_commit import GroupCommitter
 from pointsmith.events.routes import router as events_router
 from pointsmith.http import install_error_handlers
 from pointsmith.ledger.routes import router as points_router
@@ -27,8 +30,14 @@ with a stable `code`. Writes take an `Idempotency-Key` header (events use their 
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
-    app = FastAPI(title="Pointsmith", version=__version__, description=DESCRIPTION)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.group_commit.close()  # commit what is queued before the process ends
+
+    app = FastAPI(title="Pointsmith", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.engine = get_engine(database_url)
+    app.state.group_commit = GroupCommitter(app.state.engine)
     install_error_handlers(app)
     app.include_router(members_router)
     app.include_router(events_router)

@@ -1,19 +1,20 @@
 """Events over HTTP."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.errors import ValidationFailed
 from pointsmith.events import service
-from pointsmith.events.validation import Event, parse_event, parse_line
+from pointsmith.events.group_commit import GroupCommitter
+from pointsmith.events.validation import parse_event, parse_line
 from pointsmith.http import ClientKey, EngineDep
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -43,14 +44,10 @@ async def _json(request: Request) -> Any:
 
 
 @router.post("", status_code=201, summary="Ingest one event", openapi_extra=_body(EventIn))
-async def post_event(request: Request, response: Response, engine: EngineDep, key: ClientKey) -> dict[str, Any]:
+async def post_event(request: Request, response: Response, key: ClientKey) -> dict[str, Any]:
     event = parse_event(await _json(request))
-    return await _run(lambda: _ingest_one(engine, event, response))
-
-
-def _ingest_one(engine: Engine, event: Event, response: Response) -> dict[str, Any]:
-    with unit_of_work(engine) as conn:
-        done = service.ingest_one(conn, event)
+    group_commit: GroupCommitter = request.app.state.group_commit
+    done = await asyncio.wrap_future(group_commit.submit(event))
     if done.status == "duplicate":
         response.status_code = 200
     return done.as_dict()

@@ -80,61 +80,60 @@ def ingest(conn: Connection, event: Event) -> Ingested:
     return Ingested(event.id, "accepted", outcome)
 
 
-def ingest_one(conn: Connection, event: Event) -> Ingested:
-    """One event, by the set-based path when it can take it (fewer statements), else the per-event one."""
-    fast = ingest_run(conn, [event])
-    if fast.done == 0:
-        return ingest(conn, event)
-    outcome = fast.results[0]
-    if isinstance(outcome, DomainError):
-        raise outcome
-    return Ingested(event.id, outcome[0], outcome[1])  # type: ignore[arg-type]
-
-
 def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0,
                 replay: ReplayClock | None = None, outcomes: bool = True) -> BatchResult:
     """Ingest a batch; rejects are reported by index and skipped, the rest go through.
-
-    Runs of plain events go the set-based way (events/fast.py); the others, and
-    every event of a replay (whose clock follows event time and runs due jobs
-    before each event), one at a time, each in its own savepoint. A caller that
-    only counts (`outcomes=False`) gets the totals and the rejects, not every outcome.
-    """
+    A caller that only counts (`outcomes=False`) gets the totals and the rejects, not every outcome."""
     result = BatchResult(keep_outcomes=outcomes)
-    items: list[tuple[int, Event | DomainError, str | None]] = []
-    for index, raw in enumerate(raws, start):
-        event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+    ids: list[str | None] = []
+    items: list[Event | DomainError] = []
+    for raw in raws:
+        ids.append(raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None)
         try:
             if isinstance(raw, DomainError):  # a line that did not even parse
                 raise raw
-            items.append((index, parse_event(raw), event_id))
+            items.append(parse_event(raw))
         except DomainError as e:
-            items.append((index, e, event_id))
+            items.append(e)
+    for index, event_id, done in zip(range(start, start + len(items)), ids, apply_all(conn, items, replay=replay),
+                                     strict=True):
+        if isinstance(done, DomainError):
+            _reject(result, index, event_id, done)
+        else:
+            _accept(result, index, done)
+    return result
+
+
+def apply_all(conn: Connection, items: list[Event | DomainError], *,
+              replay: ReplayClock | None = None) -> list[Ingested | DomainError]:
+    """Each item's outcome, in order: an event's, or its error (an error item passes through).
+
+    Runs of plain events go the set-based way (events/fast.py); the others, and
+    every event of a replay (whose clock follows event time and runs due jobs
+    before each event), one at a time, each in its own savepoint.
+    """
+    out: list[Ingested | DomainError] = []
     position = 0
     while position < len(items):
-        index, item, event_id = items[position]
+        item = items[position]
         if isinstance(item, DomainError):
-            _reject(result, index, event_id, item)
+            out.append(item)
             position += 1
             continue
         if replay is None:
             run = []
-            for _, candidate, _ in items[position:]:
+            for candidate in items[position:]:
                 if isinstance(candidate, DomainError):
                     break
                 run.append(candidate)
             fast = ingest_run(conn, run)
-            for (i, ev, _), outcome in zip(items[position:position + fast.done], fast.results, strict=True):
-                assert isinstance(ev, Event)
-                if isinstance(outcome, DomainError):
-                    _reject(result, i, ev.id, outcome)
-                else:
-                    _accept(result, i, Ingested(ev.id, outcome[0], outcome[1]))  # type: ignore[arg-type]
+            for ev, outcome in zip(run[:fast.done], fast.results, strict=True):
+                out.append(outcome if isinstance(outcome, DomainError)
+                           else Ingested(ev.id, outcome[0], outcome[1]))  # type: ignore[arg-type]
             position += fast.done
             if fast.done == len(run):
                 continue
-            index, item, event_id = items[position]
-            assert isinstance(item, Event)
+            item = run[fast.done]
         try:
             if replay is not None:
                 replay.advance(conn, item.occurred_at)
@@ -143,11 +142,11 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0,
             if replay is not None and done.status == "accepted":
                 replay.changed()
         except DomainError as e:
-            _reject(result, index, event_id, e)
+            out.append(e)
         else:
-            _accept(result, index, done)
+            out.append(done)
         position += 1
-    return result
+    return out
 
 
 def _reject(result: BatchResult, index: int, event_id: str | None, error: DomainError) -> None:

@@ -1,0 +1,101 @@
+"""Group commit for events sent one per request.
+
+Each single-event request would otherwise pay for a transaction of its own
+(BEGIN, the batch's reads, COMMIT and its log flush) — most of its cost. The
+server hands each event to one writer thread instead, which takes every event
+waiting at that moment and ingests them together in one transaction by the
+same code as a batch (events/service.py), then answers each request with its
+own event's outcome. Nobody waits for a batch to fill: an event that arrives
+while the writer is busy goes with the next transaction, so under light load
+a batch is one event and under heavy load it grows with the queue.
+
+An event's outcome is what it would be alone: rejects are per event (the rest
+of the batch goes through), duplicates within a batch are found as across
+batches, and if the transaction itself fails (say a deadlock on PostgreSQL)
+each of its events is tried again alone, so no event fails for a neighbour.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+
+from sqlalchemy.engine import Engine
+
+from pointsmith.db import unit_of_work
+from pointsmith.errors import DomainError
+from pointsmith.events import service
+from pointsmith.events.service import Ingested
+from pointsmith.events.validation import Event
+
+MAX_GROUP = 500  # a bound on one transaction's size (and on the first answer's wait)
+_Item = tuple[Event, "Future[Ingested]"]
+
+
+class GroupCommitter:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, event: Event) -> Future[Ingested]:
+        """The event's outcome, once its transaction has committed (or its DomainError)."""
+        future: Future[Ingested] = Future()
+        self._start()
+        self._queue.put((event, future))
+        return future
+
+    def close(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._thread = None
+
+    def _start(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name="pointsmith-group-commit", daemon=True)
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        stopping = False
+        while not stopping:
+            group: list[_Item] = []
+            item = self._queue.get()
+            while item is not None:  # take what is waiting now, without waiting for more
+                group.append(item)
+                if len(group) == MAX_GROUP:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = item is None
+            try:
+                if group:
+                    self._commit(group)
+            except BaseException as e:  # never leave a request waiting on a writer that is gone
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(e)
+                raise
+
+    def _commit(self, group: list[_Item]) -> None:
+        try:
+            with unit_of_work(self._engine) as conn:
+                outcomes = service.apply_all(conn, [event for event, _ in group])
+        except Exception as e:  # the transaction failed as a whole, not one event of it
+            if len(group) > 1:
+                for item in group:
+                    self._commit([item])
+                return
+            group[0][1].set_exception(e)  # the route answers it (and logs it) as any failed request
+            return
+        for (_, future), outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, DomainError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

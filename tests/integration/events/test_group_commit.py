@@ -1,0 +1,105 @@
+"""Group commit: events sent one per request share a transaction, and each still gets its own outcome."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from pointsmith import idempotency
+from pointsmith.db import get_engine, read_only, unit_of_work
+from pointsmith.errors import IdempotencyConflict, InvalidMemberState
+from pointsmith.events import service
+from pointsmith.events.group_commit import GroupCommitter
+from pointsmith.events.service import Ingested
+from pointsmith.events.validation import parse_event
+from pointsmith.ledger import queries as ledger
+from pointsmith.members import service as members
+from tests.factories import SIMPLE_PROGRAM, event, publish
+
+
+@pytest.fixture
+def engine(fresh_database: str) -> Engine:
+    engine = get_engine(fresh_database)
+    with unit_of_work(engine) as conn:
+        publish(conn, SIMPLE_PROGRAM)
+        members.create(conn, "gone")
+        members.change_status(conn, "gone", "close", reason="left", actor="t")
+    return engine
+
+
+@pytest.fixture
+def committer(engine: Engine) -> Iterator[GroupCommitter]:
+    committer = GroupCommitter(engine)
+    yield committer
+    committer.close()
+
+
+def _order(eid: str, member: str = "m-1", amount: int = 10) -> Any:
+    return parse_event(event(eid, member=member, order_id=f"o-{eid}", amount=amount))
+
+
+def _held_back(engine: Engine, committer: GroupCommitter, first: str, later: list[Any]) -> list[Future[Ingested]]:
+    """Submit `first`, keep its transaction waiting on a lock until `later` are queued too: they then
+    go together in the writer's next transaction."""
+    with unit_of_work(engine) as blocker:
+        idempotency.lock(blocker, "event", first)  # on SQLite the blocker's write lock alone holds it
+        futures = [committer.submit(_order(first))]
+        time.sleep(0.3)  # the writer takes `first` and waits
+        futures += [committer.submit(e) for e in later]
+    return futures
+
+
+def _received_at(engine: Engine, event_id: str) -> str:
+    with read_only(engine) as conn:
+        return str(service.get(conn, event_id)["received_at"])
+
+
+def test_queued_events_share_one_transaction_and_keep_their_own_outcomes(
+        engine: Engine, committer: GroupCommitter) -> None:
+    later = [_order("a", amount=10), _order("b", member="m-2", amount=20), _order("a", amount=10),
+             _order("b", member="m-2", amount=21), _order("c", member="gone")]
+    first, a, b, a_again, b_changed, closed = _held_back(engine, committer, "first", later)
+    assert first.result(10).status == "accepted"
+    assert a.result(10).status == "accepted" and a.result().outcome["points"] == 10
+    assert b.result(10).outcome["points"] == 20
+    assert a_again.result(10).status == "duplicate" and a_again.result().outcome == a.result().outcome
+    with pytest.raises(IdempotencyConflict):
+        b_changed.result(10)
+    with pytest.raises(InvalidMemberState):
+        closed.result(10)
+    assert _received_at(engine, "a") == _received_at(engine, "b")  # one transaction, one clock reading
+    with read_only(engine) as conn:
+        assert ledger.balance(conn, "m-1")["available"] == 10 + 10
+        assert ledger.balance(conn, "m-2")["available"] == 20
+
+
+def test_when_a_shared_transaction_fails_each_event_is_tried_alone(
+        engine: Engine, committer: GroupCommitter, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = service.apply_all
+
+    def failing_for_poison(conn: Any, items: list[Any], **kwargs: Any) -> Any:
+        if any(getattr(e, "id", None) == "poison" for e in items):
+            raise RuntimeError("the database refused the transaction")
+        return real(conn, items, **kwargs)
+
+    monkeypatch.setattr(service, "apply_all", failing_for_poison)
+    _, good, poison, other = _held_back(engine, committer, "first",
+                                        [_order("good"), _order("poison"), _order("other", member="m-2")])
+    assert good.result(10).status == "accepted" and other.result(10).status == "accepted"
+    with pytest.raises(RuntimeError):
+        poison.result(10)
+    with read_only(engine) as conn:
+        assert ledger.balance(conn, "m-1")["available"] == 10 + 10  # first and good, once each
+        with pytest.raises(Exception, match="poison"):
+            service.get(conn, "poison")
+
+
+def test_close_commits_what_is_queued(engine: Engine) -> None:
+    committer = GroupCommitter(engine)
+    futures = [committer.submit(_order(f"e{i}", member=f"m{i}")) for i in range(20)]
+    committer.close()
+    assert all(f.done() and f.result().status == "accepted" for f in futures)
