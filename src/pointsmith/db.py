@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -335,8 +336,20 @@ def _converters_for(postgres: bool, table: sa.Table, columns: tuple[str, ...]) -
 
 
 def _tuples(rows: list[dict[str, Any]], columns: list[str], converters: list[Any]) -> list[tuple[Any, ...]]:
-    pairs = list(zip(columns, converters, strict=True))
-    return [tuple(row[c] if f is None else f(row[c]) for c, f in pairs) for row in rows]
+    # itemgetter picks a row's values in C; only the columns with a converter are touched in Python
+    pick = operator.itemgetter(*columns)
+    if len(columns) == 1:
+        return [(v if converters[0] is None else converters[0](v),) for v in map(pick, rows)]
+    convert = [(i, f) for i, f in enumerate(converters) if f is not None]
+    if not convert:
+        return list(map(pick, rows))
+    out = []
+    for values in map(pick, rows):
+        row = list(values)
+        for i, f in convert:
+            row[i] = f(row[i])
+        out.append(tuple(row))
+    return out
 
 
 def driver_execute(conn: Connection, sql: str, params: Any = (), *, many: bool = False) -> list[Any]:

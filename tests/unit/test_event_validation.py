@@ -52,3 +52,20 @@ def test_an_order_of_zero_is_valid_and_custom_types_pass() -> None:
 def test_bad_json_is_a_validation_error() -> None:
     with pytest.raises(ValidationFailed, match="not valid JSON"):
         parse_line("{nope")
+
+
+def test_a_float_from_a_python_caller_is_the_decimal_it_reads_as() -> None:
+    parsed = parse_event(event("e", order_id="o", amount=84.19, rate=0.1))
+    assert parsed.attributes["amount"] == Decimal("84.19") and parsed.attributes["rate"] == Decimal("0.1")
+    assert parse_event(event("e", order_id="o", amount=12.0)).attributes["amount"] == 12
+    assert parsed.body_hash == parse_event(parse_line(
+        '{"id": "e", "type": "order.paid", "member_id": "m-1", "occurred_at": "2026-01-01T10:00:00Z",'
+        ' "attributes": {"order_id": "o", "amount": 84.19, "rate": 0.1}}')).body_hash
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
+def test_a_number_that_is_not_finite_is_refused_in_any_attribute(text: str) -> None:
+    line = ('{"id": "e", "type": "order.paid", "member_id": "m-1", "occurred_at": "2026-01-01T10:00:00Z",'
+            f' "attributes": {{"order_id": "o", "amount": 5, "score": {text}}}}}')
+    with pytest.raises(ValidationFailed, match=r"attributes\.score: must be a finite number"):
+        parse_event(parse_line(line))

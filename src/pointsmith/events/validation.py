@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ def parse_event(raw: Any) -> Event:
         attributes = {}
     if not isinstance(attributes, dict):
         raise ValidationFailed("attributes: must be a JSON object")
+    attributes = {k: _exact(k, v) for k, v in attributes.items()}
     if len(json.dumps(attributes, default=str)) > MAX_ATTRIBUTES_BYTES:
         raise ValidationFailed(f"attributes: larger than {MAX_ATTRIBUTES_BYTES} bytes")
     check = STANDARD_TYPES.get(kind)
@@ -93,6 +95,16 @@ def _time(value: Any) -> datetime:
     if t.tzinfo is None:
         raise ValidationFailed(f"occurred_at: {value!r} has no offset (add Z or +08:00)")
     return t.astimezone(UTC)
+
+
+def _exact(name: str, value: Any) -> Any:
+    """A float (from a Python caller, or JSON's NaN/Infinity) as the Decimal its shortest text reads:
+    84.19 stays 84.19, not the binary fraction nearest to it."""
+    if not isinstance(value, float):
+        return value
+    if not math.isfinite(value):
+        raise ValidationFailed(f"attributes.{name}: must be a finite number")
+    return Decimal(repr(value))
 
 
 def _normalise(attributes: dict[str, Any]) -> dict[str, Any]:
