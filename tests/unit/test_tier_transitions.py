@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pointsmith.program.schema import DecayConfig, Level, Period, Qualification, TiersConfig
@@ -93,6 +93,7 @@ def test_lifetime_tiers_have_no_review_and_name_the_growth_to_the_next_tier() ->
 @settings(max_examples=150, deadline=None)
 @given(mode=st.sampled_from(["lifetime", "period", "decay"]),
        steps=st.lists(st.tuples(st.integers(0, 400), st.integers(-200, 450)), min_size=1, max_size=25))
+@example(mode="period", steps=[(0, 100), (236, 100)])  # growth at the very instant of a review
 def test_the_changes_are_exactly_where_the_tier_function_changes_value(
         mode: str, steps: list[tuple[int, int]]) -> None:
     config = {"lifetime": TiersConfig(qualification=Qualification.lifetime, levels=LEVELS),

@@ -193,7 +193,11 @@ def transitions(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], unt
                 break
             floor = level - config.max_drop if config.max_drop is not None else 0
             review, growth = max(level_for(levels, growth), floor, 0), 0
-            move(boundary, review, "review")
+            while i < len(entries) and entries[i][0] == boundary:  # growth at the review's instant: one change
+                growth += entries[i][1]
+                i += 1
+            new = max(review, level_for(levels, growth))
+            move(boundary, new, "review" if new < level else "upgrade")
             boundary = next_period(boundary, config.period)
     else:
         walk = _Decay(config)
