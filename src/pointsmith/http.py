@@ -5,6 +5,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -43,6 +44,15 @@ def install_error_handlers(app: FastAPI) -> None:
     def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+
+    @app.exception_handler(sa.exc.OperationalError)
+    def _database(request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        # locked, unreachable or out of resources: nothing was written, the same request can be sent again
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        response = problem(503, "database_unavailable", "Database unavailable",
+                           "the database could not take the request now; nothing was written, send it again")
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     def _unexpected(request: Request, exc: Exception) -> JSONResponse:

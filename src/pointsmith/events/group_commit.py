@@ -10,9 +10,11 @@ while the writer is busy goes with the next transaction, so under light load
 a batch is one event and under heavy load it grows with the queue.
 
 An event's outcome is what it would be alone: rejects are per event (the rest
-of the batch goes through), duplicates within a batch are found as across
-batches, and if the transaction itself fails (say a deadlock on PostgreSQL)
-each of its events is tried again alone, so no event fails for a neighbour.
+of the batch goes through), and duplicates within a batch are found as across
+batches. If the transaction fails on something one event brought, each event
+is tried again alone, so no event fails for a neighbour; a deadlock is tried
+again as a whole; a database that is locked or gone fails the group at once
+(one wait, not one per event).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import queue
 import threading
 from concurrent.futures import Future
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pointsmith.db import unit_of_work
@@ -83,11 +86,21 @@ class GroupCommitter:
                         future.set_exception(e)
                 raise
 
-    def _commit(self, group: list[_Item]) -> None:
+    def _commit(self, group: list[_Item], *, again: bool = False) -> None:
         try:
             with unit_of_work(self._engine) as conn:
                 outcomes = service.apply_all(conn, [event for event, _ in group])
-        except Exception as e:  # the transaction failed as a whole, not one event of it
+        except sa.exc.OperationalError as e:
+            # the database's own trouble, not an event's: a deadlock or serialization failure is
+            # tried once more as a whole; anything else (a lock timeout, a lost connection) fails
+            # the group at once (its senders retry safely: the event id is the idempotency key)
+            if not again and str(getattr(e.orig, "sqlstate", "") or "").startswith("40"):
+                self._commit(group, again=True)
+                return
+            for _, future in group:
+                future.set_exception(e)
+            return
+        except Exception as e:  # the transaction failed on something of one event's: find which
             if len(group) > 1:
                 for item in group:
                     self._commit([item])

@@ -7,6 +7,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pointsmith import idempotency
@@ -96,6 +97,45 @@ def test_when_a_shared_transaction_fails_each_event_is_tried_alone(
         assert ledger.balance(conn, "m-1")["available"] == 10 + 10  # first and good, once each
         with pytest.raises(Exception, match="poison"):
             service.get(conn, "poison")
+
+
+class _ServerError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        self.sqlstate = sqlstate
+
+
+def _failing_groups(monkeypatch: pytest.MonkeyPatch, sqlstate: str, times: int) -> list[int]:
+    """The first `times` groups of more than one event fail as the database would fail them; returns the
+    size of every group the writer tried."""
+    real, tried = service.apply_all, []
+
+    def flaky(conn: Any, items: list[Any], **kwargs: Any) -> Any:
+        tried.append(len(items))
+        if len(items) > 1 and len([n for n in tried if n > 1]) <= times:
+            raise sa.exc.OperationalError("INSERT ...", {}, _ServerError(sqlstate))
+        return real(conn, items, **kwargs)
+
+    monkeypatch.setattr(service, "apply_all", flaky)
+    return tried
+
+
+def test_a_deadlocked_group_is_tried_again_whole(
+        engine: Engine, committer: GroupCommitter, monkeypatch: pytest.MonkeyPatch) -> None:
+    tried = _failing_groups(monkeypatch, "40P01", times=1)  # deadlock_detected
+    _, a, b = _held_back(engine, committer, "first", [_order("a"), _order("b", member="m-2")])
+    assert a.result(10).status == "accepted" and b.result(10).status == "accepted"
+    assert tried == [1, 2, 2]
+
+
+def test_a_locked_database_fails_the_group_at_once_not_event_by_event(
+        engine: Engine, committer: GroupCommitter, monkeypatch: pytest.MonkeyPatch) -> None:
+    tried = _failing_groups(monkeypatch, "", times=1)  # "database is locked" carries no SQLSTATE
+    _, a, b = _held_back(engine, committer, "first", [_order("a"), _order("b", member="m-2")])
+    for future in (a, b):
+        with pytest.raises(sa.exc.OperationalError):
+            future.result(10)
+    assert tried == [1, 2]
+    assert committer.submit(_order("a")).result(10).status == "accepted"  # the sender's retry
 
 
 def test_close_commits_what_is_queued(engine: Engine) -> None:
