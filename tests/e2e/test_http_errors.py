@@ -160,3 +160,45 @@ def test_the_same_event_sent_ten_times_at_once_credits_once(live: tuple[Live, ob
     assert sorted(statuses) == [200] * 9 + [201], statuses
     member = server.call("GET", f"/v1/members/{mid}", key=server.client).json()
     assert member["points"]["available"] == 77 and member["growth"]["lifetime"] == 77
+
+
+def test_concurrent_single_events_each_get_their_own_answer(live: tuple[Live, object]) -> None:
+    """Many clients at once: the server commits their events in shared transactions (group commit), and
+    each request still gets the answer its own event deserves."""
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.factories import SIMPLE_PROGRAM
+
+    server = live[0]
+    server.call("PUT", "/v1/program", key=server.admin, content=SIMPLE_PROGRAM)
+    run = new_id()
+    members = [f"{run}-{m}" for m in range(4)]
+
+    def order(i: int, order_no: int | None = None) -> dict[str, object]:
+        return {"id": f"{run}-e{i}", "type": "order.paid", "member_id": members[i % 4],
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "attributes": {"order_id": f"o{i if order_no is None else order_no}", "amount": 10 + i}}
+
+    def send_all(events: list[dict[str, object]]) -> list[tuple[object, httpx.Response]]:
+        with ThreadPoolExecutor(16) as pool:
+            return list(pool.map(lambda ev: (ev["id"], server.call("POST", "/v1/events", key=server.client,
+                                                                    json=ev)), events))
+
+    # resent at once: one of the two sends is accepted, the other answered as a duplicate
+    first = Counter((event_id, r.status_code) for event_id, r in send_all(
+        [order(i) for i in range(20)] + [order(i) for i in range(5)]))
+    assert all(first[(f"{run}-e{i}", 201)] == 1 for i in range(20)), first
+    assert sum(first[(f"{run}-e{i}", 200)] for i in range(5)) == 5
+    # then, at once, events for orders already paid and known ids with other content, among new ones
+    later = send_all([order(20 + i, order_no=i) for i in (8, 9)] + [order(40 + i) for i in range(8)]
+                     + [{**order(i), "occurred_at": "2026-01-02T00:00:00Z"} for i in (1, 2)])
+    answers = dict(later)
+    for i in (28, 29):
+        assert_problem(answers[f"{run}-e{i}"], 422, "duplicate_order")
+    for i in (1, 2):
+        assert_problem(answers[f"{run}-e{i}"], 409, "idempotency_conflict")
+    assert all(answers[f"{run}-e{40 + i}"].status_code == 201 for i in range(8))
+    for m, member in enumerate(members):
+        balance = server.call("GET", f"/v1/members/{member}", key=server.client).json()["points"]["available"]
+        assert balance == sum(10 + i for i in [*range(20), *range(40, 48)] if i % 4 == m)
