@@ -69,7 +69,8 @@ class GroupCommitter:
             group: list[_Item] = []
             item = self._queue.get()
             while item is not None:  # take what is waiting now, without waiting for more
-                group.append(item)
+                if item[1].set_running_or_notify_cancel():  # a request given up on (cancelled) is dropped
+                    group.append(item)
                 if len(group) == MAX_GROUP:
                     break
                 try:

@@ -138,6 +138,20 @@ def test_a_locked_database_fails_the_group_at_once_not_event_by_event(
     assert committer.submit(_order("a")).result(10).status == "accepted"  # the sender's retry
 
 
+def test_a_request_given_up_on_before_its_turn_is_dropped_and_the_writer_goes_on(
+        engine: Engine, committer: GroupCommitter) -> None:
+    with unit_of_work(engine) as blocker:
+        idempotency.lock(blocker, "event", "first")
+        first = committer.submit(_order("first"))
+        time.sleep(0.3)
+        gone, kept = committer.submit(_order("gone")), committer.submit(_order("kept", member="m-2"))
+        assert gone.cancel()  # as the server does when a client goes away
+    assert first.result(10).status == "accepted" and kept.result(10).status == "accepted"
+    assert committer.submit(_order("after")).result(10).status == "accepted"
+    with read_only(engine) as conn, pytest.raises(Exception, match="gone"):
+        service.get(conn, "gone")
+
+
 def test_close_commits_what_is_queued(engine: Engine) -> None:
     committer = GroupCommitter(engine)
     futures = [committer.submit(_order(f"e{i}", member=f"m{i}")) for i in range(20)]
