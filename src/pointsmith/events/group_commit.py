@@ -57,9 +57,9 @@ class GroupCommitter:
                 self._thread = None
 
     def _start(self) -> None:
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():  # never started (or closed)
             with self._lock:
-                if self._thread is None:
+                if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(target=self._loop, name="pointsmith-group-commit", daemon=True)
                     self._thread.start()
 
@@ -81,11 +81,10 @@ class GroupCommitter:
             try:
                 if group:
                     self._commit(group)
-            except BaseException as e:  # never leave a request waiting on a writer that is gone
+            except BaseException as e:  # whatever it was, its requests get an answer and the writer goes on
                 for _, future in group:
                     if not future.done():
                         future.set_exception(e)
-                raise
 
     def _commit(self, group: list[_Item], *, again: bool = False) -> None:
         try:

@@ -152,6 +152,22 @@ def test_a_request_given_up_on_before_its_turn_is_dropped_and_the_writer_goes_on
         service.get(conn, "gone")
 
 
+class _Interrupted(BaseException):
+    pass
+
+
+def test_an_interrupt_in_the_writer_answers_its_group_and_the_writer_goes_on(
+        committer: GroupCommitter, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_args: Any, **_kwargs: Any) -> Any:
+        raise _Interrupted
+
+    with monkeypatch.context() as patch:
+        patch.setattr(service, "apply_all", interrupted)
+        with pytest.raises(_Interrupted):
+            committer.submit(_order("a")).result(10)
+    assert committer.submit(_order("b")).result(10).status == "accepted"
+
+
 def test_close_commits_what_is_queued(engine: Engine) -> None:
     committer = GroupCommitter(engine)
     futures = [committer.submit(_order(f"e{i}", member=f"m{i}")) for i in range(20)]
