@@ -33,6 +33,7 @@ from pointsmith.db import (
     is_postgres,
     loads,
     member_bounds,
+    select_rows,
     time_from_driver,
     values_table,
 )
@@ -265,9 +266,9 @@ def _new_member(event: Event) -> Member:
 
 
 def _seen(conn: Connection, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-    rows = conn.execute(sa.select(events.c.id, events.c.body_hash, events.c.outcome)
-                        .where(in_list(conn, events.c.id, ids)))
-    return {r.id: (r.body_hash, r.outcome) for r in rows}
+    match, params = driver_in(conn, ids)
+    return {event_id: (body_hash, outcome) for event_id, body_hash, outcome in select_rows(
+        conn, events, ["id", "body_hash", "outcome"], f"id {match}", params)}
 
 
 def _load(conn: Connection, run: list[Event], timeline: list[programs.Version],

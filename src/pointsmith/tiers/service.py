@@ -20,7 +20,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock
-from pointsmith.db import UtcDateTime, bulk_insert, driver_execute, driver_time, in_list, is_postgres, member_bounds
+from pointsmith.db import (
+    UtcDateTime,
+    bulk_insert,
+    driver_execute,
+    driver_in,
+    driver_time,
+    in_list,
+    is_postgres,
+    member_bounds,
+    select_rows,
+)
 from pointsmith.errors import ValidationFailed
 from pointsmith.growth import service as growth
 from pointsmith.program.schema import Level, Program, TiersConfig
@@ -136,8 +146,10 @@ def states(conn: Connection, member_ids: list[str]) -> dict[str, dict[str, Any]]
     """The stored tier state of each of these members that has one."""
     if not member_ids:
         return {}
-    return {r["member_id"]: dict(r) for r in conn.execute(
-        sa.select(member_tiers).where(in_list(conn, mt.member_id, member_ids))).mappings()}
+    match, params = driver_in(conn, member_ids)  # read for every import batch: straight to the driver
+    columns = list(member_tiers.c.keys())
+    return {row[0]: dict(zip(columns, row, strict=True))
+            for row in select_rows(conn, member_tiers, columns, f"member_id {match}", params)}
 
 
 def override_span(state: dict[str, Any]) -> tuple[str, datetime, datetime] | None:
