@@ -9,7 +9,7 @@ import functools
 import json
 import operator
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from decimal import Decimal
@@ -336,15 +336,19 @@ def _converters_for(postgres: bool, table: sa.Table, columns: tuple[str, ...]) -
 
 
 def _tuples(rows: list[dict[str, Any]], columns: list[str], converters: list[Any]) -> list[tuple[Any, ...]]:
-    # itemgetter picks a row's values in C; only the columns with a converter are touched in Python
-    pick = operator.itemgetter(*columns)
-    if len(columns) == 1:
-        return [(v if converters[0] is None else converters[0](v),) for v in map(pick, rows)]
+    pick = operator.itemgetter(*columns)  # picks a row's values in C
+    picked = map(pick, rows) if len(columns) > 1 else ((v,) for v in map(pick, rows))
+    return _converted(picked, converters)
+
+
+def _converted(rows: Iterable[Sequence[Any]], converters: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Each row as a tuple, each column through its converter (None: as it is); only the columns
+    with a converter are touched in Python."""
     convert = [(i, f) for i, f in enumerate(converters) if f is not None]
     if not convert:
-        return list(map(pick, rows))
+        return [tuple(r) for r in rows]
     out = []
-    for values in map(pick, rows):
+    for values in rows:
         row = list(values)
         for i, f in convert:
             row[i] = f(row[i])
@@ -379,17 +383,7 @@ def select_rows(conn: Connection, table: sa.Table, columns: Sequence[str], where
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    convert = [(i, f) for i, f in enumerate(_result_processors(conn.dialect, table, tuple(columns), codes))
-               if f is not None]
-    if not convert:
-        return [tuple(r) for r in rows]
-    out = []
-    for r in rows:
-        row = list(r)
-        for i, f in convert:
-            row[i] = f(row[i])
-        out.append(tuple(row))
-    return out
+    return _converted(rows, _result_processors(conn.dialect, table, tuple(columns), codes))
 
 
 @functools.lru_cache(maxsize=256)
