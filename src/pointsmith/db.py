@@ -9,12 +9,12 @@ import functools
 import json
 import operator
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -169,6 +169,10 @@ def driver_in(conn: Connection, values: Sequence[Any]) -> tuple[str, tuple[Any, 
     return f"IN ({', '.join('?' * len(values))})", tuple(values)
 
 
+@overload
+def time_from_driver(value: None) -> None: ...
+@overload
+def time_from_driver(value: datetime | str) -> datetime: ...
 def time_from_driver(value: datetime | str | None) -> datetime | None:
     """A UtcDateTime value as the driver returns it (text on SQLite) to aware UTC."""
     if value is None or isinstance(value, datetime):
@@ -177,20 +181,20 @@ def time_from_driver(value: datetime | str | None) -> datetime | None:
 
 
 def values_table(conn: Connection, columns: dict[str, str], rows: Sequence[tuple[Any, ...]]
-                 ) -> tuple[str, dict[str, Any]]:
-    """A derived table of `rows` (columns: name to PostgreSQL type), to join with in one statement, and
-    its parameters: one array per column on PostgreSQL, one JSON text on SQLite (values already in the
-    driver's terms, e.g. times as `driver_time` gives them)."""
+                 ) -> tuple[str, tuple[Any, ...]]:
+    """A derived table of `rows` (columns: name to PostgreSQL type), to join with in one statement run
+    on the driver, and its parameters: one array per column on PostgreSQL, one JSON text on SQLite
+    (values already in the driver's terms, e.g. times as `driver_time` gives them)."""
     names = list(columns)
     if is_postgres(conn):
-        casts = ", ".join(f"CAST(:values_{i} AS {kind}[])" for i, kind in enumerate(columns.values()))
+        casts = ", ".join(f"CAST(%s AS {kind}[])" for kind in columns.values())
         return (f"(SELECT * FROM unnest({casts}) AS v({', '.join(names)}))",  # noqa: S608
-                {f"values_{i}": [row[i] for row in rows] for i in range(len(names))})
+                tuple([row[i] for row in rows] for i in range(len(names))))
     picks = ", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(names))
-    return f"(SELECT {picks} FROM json_each(:values_json))", {"values_json": json.dumps(list(rows))}  # noqa: S608
+    return f"(SELECT {picks} FROM json_each(?))", (json.dumps(list(rows)),)  # noqa: S608
 
 
-def member_bounds(conn: Connection, bounds: dict[str, datetime]) -> tuple[str, dict[str, Any]]:
+def member_bounds(conn: Connection, bounds: Mapping[str, datetime]) -> tuple[str, tuple[Any, ...]]:
     """A derived table `(member_id, since)` with one row per member, to join with a per-member lower
     time bound in one statement (`values_table`)."""
     to_driver = driver_time(conn)

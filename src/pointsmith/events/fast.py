@@ -25,7 +25,6 @@ from sqlalchemy.engine import Connection
 
 from pointsmith import clock
 from pointsmith.db import (
-    UtcDateTime,
     bulk_insert,
     driver_execute,
     driver_in,
@@ -299,7 +298,7 @@ def _lock_members(conn: Connection, ids: list[str]) -> list[Member]:
     lock = " FOR UPDATE" if is_postgres(conn) else ""
     return [Member(member_id, Status(status), loads(attributes) if isinstance(attributes, str) else dict(attributes),
                    {"email": bool(email), "phone": bool(phone), "real_name": bool(real_name)}, invite_code,
-                   invited_by, time_from_driver(joined_at), status_reason)  # type: ignore[arg-type]
+                   invited_by, time_from_driver(joined_at), status_reason)
             for member_id, status, attributes, email, phone, real_name, invite_code, invited_by, joined_at,
             status_reason in driver_execute(
                 conn, "SELECT id, status, attributes, verified_email, verified_phone, verified_real_name, "  # noqa: S608
@@ -328,20 +327,18 @@ def _load_usage(conn: Connection, run: list[Event], timeline: list[programs.Vers
             start = event.occurred_at - reach
             since[event.member_id] = min(start, since.get(event.member_id, start))
     bounds, params = member_bounds(conn, since)
-    rules = {f"rule_{i}": key for i, key in enumerate(sorted(limited))}
-    keys = ", ".join(f":{name}" for name in rules)
+    keys, key_params = driver_in(conn, sorted(limited))
+    params += key_params  # in the order the placeholders appear: the bounds' first
     net = "CASE WHEN a.points > 0 THEN a.points - a.points_refunded ELSE 0 END"
-    for member_id, rule_key, points, counted in conn.execute(sa.text(
-            f"SELECT a.member_id, a.rule_key, SUM({net}), SUM(a.counted) FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
-            f" ON a.member_id = b.member_id AND a.occurred_at < b.since AND a.rule_key IN ({keys})"
-            " GROUP BY a.member_id, a.rule_key"), {**params, **rules}):
+    for member_id, rule_key, points, counted in driver_execute(
+            conn, f"SELECT a.member_id, a.rule_key, SUM({net}), SUM(a.counted) FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
+            f" ON a.member_id = b.member_id AND a.occurred_at < b.since AND a.rule_key {keys}"
+            " GROUP BY a.member_id, a.rule_key", params):
         states[member_id].usage[rule_key].append(_Award(since[member_id] - growth.CARRY, int(points), int(counted)))
-    for member_id, rule_key, t, points, counted in conn.execute(sa.text(
-            f"SELECT a.member_id, a.rule_key, a.occurred_at, {net}, a.counted FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
-            f" ON a.member_id = b.member_id AND a.occurred_at >= b.since AND a.rule_key IN ({keys})")
-            .columns(sa.column("member_id"), sa.column("rule_key"), sa.column("occurred_at", UtcDateTime),
-                     sa.column("points"), sa.column("counted")), {**params, **rules}):
-        states[member_id].usage[rule_key].append(_Award(t, int(points), int(counted)))
+    for member_id, rule_key, t, points, counted in driver_execute(
+            conn, f"SELECT a.member_id, a.rule_key, a.occurred_at, {net}, a.counted FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
+            f" ON a.member_id = b.member_id AND a.occurred_at >= b.since AND a.rule_key {keys}", params):
+        states[member_id].usage[rule_key].append(_Award(time_from_driver(t), int(points), int(counted)))
 
 
 def _orders(conn: Connection, run: list[Event]) -> set[tuple[str, str]]:
@@ -350,9 +347,9 @@ def _orders(conn: Connection, run: list[Event]) -> set[tuple[str, str]]:
     if not pairs:
         return set()
     table, params = values_table(conn, {"member_id": "text", "order_id": "text"}, pairs)
-    rows = conn.execute(sa.text(f"SELECT o.member_id, o.order_id FROM {table} p JOIN orders o"  # noqa: S608
-                                " ON o.member_id = p.member_id AND o.order_id = p.order_id"), params)
-    return {(m, o) for m, o in rows}
+    sql = (f"SELECT o.member_id, o.order_id FROM {table} p JOIN orders o"  # noqa: S608
+           " ON o.member_id = p.member_id AND o.order_id = p.order_id")
+    return {(m, o) for m, o in driver_execute(conn, sql, params)}
 
 
 def _unique_codes(conn: Connection, new_members: list[Member]) -> list[Member]:

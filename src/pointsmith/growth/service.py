@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pointsmith.db import UtcDateTime, in_list, member_bounds
+from pointsmith.db import driver_execute, in_list, member_bounds, time_from_driver
 from pointsmith.growth.tables import growth_entries
 from pointsmith.tiers.policy import Entry
 
@@ -66,17 +66,15 @@ def windows(conn: Connection, since: Mapping[str, datetime]) -> dict[str, list[t
     a daily cap need, so the work stays the same however long the member's history grows."""
     if not since:
         return {}
-    bounds, params = member_bounds(conn, dict(since))
+    bounds, params = member_bounds(conn, since)  # read for every import batch: straight to the driver
     out: dict[str, list[tuple[datetime, int, str]]] = {}
-    for member_id, total in conn.execute(sa.text(
-            f"SELECT g.member_id, SUM(g.amount) FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
-            " ON g.member_id = b.member_id AND g.effective_at < b.since GROUP BY g.member_id"), params):
+    for member_id, total in driver_execute(
+            conn, f"SELECT g.member_id, SUM(g.amount) FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
+            " ON g.member_id = b.member_id AND g.effective_at < b.since GROUP BY g.member_id", params):
         out[member_id] = [(since[member_id] - CARRY, int(total), "carry")]
-    rows = conn.execute(sa.text(
-        f"SELECT g.member_id, g.effective_at, g.amount, g.kind FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
-        " ON g.member_id = b.member_id AND g.effective_at >= b.since ORDER BY g.member_id, g.effective_at, g.id")
-        .columns(sa.column("member_id"), sa.column("effective_at", UtcDateTime), sa.column("amount"),
-                 sa.column("kind")), params)
-    for member_id, t, amount, kind in rows:
-        out.setdefault(member_id, []).append((t, int(amount), kind))
+    for member_id, t, amount, kind in driver_execute(
+            conn, f"SELECT g.member_id, g.effective_at, g.amount, g.kind FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
+            " ON g.member_id = b.member_id AND g.effective_at >= b.since ORDER BY g.member_id, g.effective_at, g.id",
+            params):
+        out.setdefault(member_id, []).append((time_from_driver(t), int(amount), kind))
     return out

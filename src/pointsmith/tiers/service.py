@@ -21,7 +21,6 @@ from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock
 from pointsmith.db import (
-    UtcDateTime,
     bulk_insert,
     driver_execute,
     driver_in,
@@ -30,6 +29,7 @@ from pointsmith.db import (
     is_postgres,
     member_bounds,
     select_rows,
+    time_from_driver,
 )
 from pointsmith.errors import ValidationFailed
 from pointsmith.growth import service as growth
@@ -89,7 +89,8 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
             **{f: previous.get(f) for f in STATE_FIELDS}})
         changes += [{"member_id": member_id, "effective_at": c.at, "from_tier": levels[c.from_level].key,
                      "to_tier": levels[c.to_level].key, "reason": c.reason} for c in moves]
-    conn.execute(member_tiers.delete().where(in_list(conn, mt.member_id, ids)))
+    match, params = driver_in(conn, ids)
+    driver_execute(conn, f"DELETE FROM member_tiers WHERE member_id {match}", params)  # noqa: S608
     _forget_changes(conn, ids, since or {})
     bulk_insert(conn, member_tiers, rows)
     bulk_insert(conn, tier_changes, changes)
@@ -112,11 +113,11 @@ def _last_changes_before(conn: Connection, bounds: dict[str, datetime]) -> dict[
     if not bounds:
         return {}
     table, params = member_bounds(conn, bounds)
-    rows = conn.execute(sa.text(
-        f"SELECT c.member_id, MAX(c.effective_at) AS last FROM {table} b JOIN tier_changes c"  # noqa: S608 (fixed SQL; values are bound)
-        " ON c.member_id = b.member_id AND c.effective_at < b.since AND c.reason <> 'manual' GROUP BY c.member_id")
-        .columns(sa.column("member_id"), sa.column("last", UtcDateTime)), params)
-    return {m: t for m, t in rows}  # noqa: C416 (rows are Row objects, not pairs)
+    rows = driver_execute(
+        conn, f"SELECT c.member_id, MAX(c.effective_at) FROM {table} b JOIN tier_changes c"  # noqa: S608 (fixed SQL; values are bound)
+        " ON c.member_id = b.member_id AND c.effective_at < b.since AND c.reason <> 'manual' GROUP BY c.member_id",
+        params)
+    return {m: time_from_driver(t) for m, t in rows}
 
 
 def _forget_changes(conn: Connection, ids: list[str], since: Mapping[str, datetime]) -> None:
