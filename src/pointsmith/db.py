@@ -104,12 +104,17 @@ def plain_json(value: Any) -> Any:
     return value
 
 
+# one encoder and decoder for every call: json.dumps/loads with options build a new one each time
+_ENCODER = json.JSONEncoder(default=json_default, separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def loads(text: str | bytes) -> Any:
-    return json.loads(text, parse_float=Decimal)
+    return _DECODER.decode(text) if isinstance(text, str) else json.loads(text, parse_float=Decimal)
 
 
 def _create_engine(url: str) -> Engine:

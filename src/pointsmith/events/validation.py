@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from pointsmith.clock import iso
+from pointsmith.db import loads
 from pointsmith.errors import ValidationFailed
 from pointsmith.members.service import MEMBER_ID, Verification
 
@@ -25,6 +26,7 @@ EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 MAX_ATTRIBUTES_BYTES = 65_536
 MAX_AMOUNT = Decimal("1e13")
 MAX_DIGITS = 15  # what a float (and so any JSON consumer) holds exactly
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))  # one for every event
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,7 @@ class Event:
     @cached_property  # asked by the idempotency check and again by the write
     def body_hash(self) -> str:
         """What makes two sends of one id the same event (the id itself aside)."""
-        text = json.dumps([self.type, self.member_id, iso(self.occurred_at), self.attributes],
-                          sort_keys=True, default=str, separators=(",", ":"))
+        text = _HASH_ENCODER.encode([self.type, self.member_id, iso(self.occurred_at), self.attributes])
         return hashlib.sha256(text.encode()).hexdigest()
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,7 +50,7 @@ class Event:
 
 def parse_line(line: str) -> Any:
     try:
-        return json.loads(line, parse_float=Decimal)
+        return loads(line)
     except ValueError as e:
         raise ValidationFailed(f"not valid JSON: {e}") from None
 
