@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,17 +66,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, Cli]]:
-    """One server per test module and backend, on a database of its own."""
-    tmp = tmp_path_factory.mktemp("live")
-    url = create_database(backend, tmp)
-    cli = Cli(url, tmp)
-    admin = cli.json("keys", "create", "--scope", "admin")["key"]
-    client = cli.json("keys", "create", "--scope", "client")["key"]
+@contextmanager
+def serving(url: str, tmp: Path, *options: str, admin: str = "", client: str = "") -> Iterator[tuple[Live, Path]]:
+    """A real `pointsmith serve` on a free port (with `options`), ready to answer; and its log file."""
     port = _free_port()
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "pointsmith", "serve", "--port", str(port)], cwd=tmp,
+    log_path = tmp / f"server-{port}.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "pointsmith", "serve", "--port", str(port), *options], cwd=tmp,
                             env={**os.environ, "POINTSMITH_DATABASE_URL": url}, stdout=log, stderr=subprocess.STDOUT)
     server = Live(f"http://127.0.0.1:{port}", admin, client, httpx.Client(timeout=30))
     try:
@@ -87,14 +84,28 @@ def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("server did not start:\n" + (tmp / "server.log").read_text())
+                raise AssertionError("server did not start:\n" + log_path.read_text())
             time.sleep(0.1)
-        yield server, cli
+        yield server, log_path
     finally:
         proc.terminate()
         proc.wait(10)
         log.close()
         server.http.close()
+
+
+@pytest.fixture(scope="module")
+def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live, Cli]]:
+    """One server per test module and backend, on a database of its own."""
+    tmp = tmp_path_factory.mktemp("live")
+    url = create_database(backend, tmp)
+    cli = Cli(url, tmp)
+    admin = cli.json("keys", "create", "--scope", "admin")["key"]
+    client = cli.json("keys", "create", "--scope", "client")["key"]
+    try:
+        with serving(url, tmp, admin=admin, client=client) as (server, _):
+            yield server, cli
+    finally:
         drop_database(url)
 
 

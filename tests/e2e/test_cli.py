@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from tests.databases import create_database, drop_database
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, serving
 from tests.factories import SIMPLE_PROGRAM
 
 BROKEN = SIMPLE_PROGRAM.replace("threshold: 100", "threshold: 0").replace("floor(event.amount)", "open('x')", 1)
@@ -95,3 +95,10 @@ def test_points_grant_checks_the_file_first_and_is_safe_to_run_again(cli: Cli) -
     again = cli.json("points", "grant", str(good), "--key", "g1", "--reason", "promo")
     assert (again["credited"], again["replayed"]) == (0, 2)
     assert cli.json("points", "balance", "gr-1")["available"] == 15
+
+
+def test_serve_logs_a_line_per_request_unless_told_not_to(cli: Cli) -> None:
+    for options, logged in (((), True), (("--no-access-log",), False)):
+        with serving(cli.db, cli.cwd, *options) as (server, log):
+            assert server.call("GET", "/health").status_code == 200
+        assert ('"GET /health HTTP/1.1" 200' in log.read_text()) is logged, options
