@@ -102,3 +102,66 @@ def test_serve_logs_a_line_per_request_unless_told_not_to(cli: Cli) -> None:
         with serving(cli.db, cli.cwd, *options) as (server, log):
             assert server.call("GET", "/health").status_code == 200
         assert ('"GET /health HTTP/1.1" 200' in log.read_text()) is logged, options
+
+
+def _history(members: int = 12) -> list[str]:
+    """Orders for several members (some big enough for silver), a partial refund, a resend, bad lines."""
+    lines = []
+    for i in range(120):
+        lines.append(json.dumps({"id": f"p{i}", "type": "order.paid", "member_id": f"pm{i % members}",
+                                 "occurred_at": f"2026-01-{1 + i // 5:02d}T{i % 5:02d}:00:00Z",
+                                 "attributes": {"order_id": f"o{i}", "amount": 7 + (i * 37) % 60}}))
+    lines += [json.dumps({"id": "r1", "type": "order.refunded", "member_id": "pm3",
+                          "occurred_at": "2026-02-01T00:00:00Z", "attributes": {"order_id": "o3", "amount": 20}}),
+              lines[5], "{broken", json.dumps({"id": "x", "type": "order.paid", "member_id": "pm1"})]
+    return lines
+
+
+def _state(cli: Cli) -> list[object]:
+    """Each member's view, but for what is drawn at random or numbered in the order of writing."""
+    views = [cli.json("members", "show", f"pm{m}") for m in range(12)]
+    for view in views:
+        del view["invite_code"]
+        for lot in view["points"]["lots"]:
+            del lot["id"]
+    return views
+
+
+def test_a_parallel_import_ends_as_one_worker_does(backend: str, tmp_path: Path) -> None:
+    if backend != "postgresql":
+        return
+    results = []
+    for workers in ("1", "3"):
+        url = create_database(backend, tmp_path)
+        try:
+            cli = Cli(url, tmp_path)
+            cli.run("program", "apply", str(cli.write("p.yaml", SIMPLE_PROGRAM)))
+            path = cli.write("events.ndjson", "\n".join(_history()) + "\n")
+            r = cli.run("events", "import", str(path), "--workers", workers, "--json", check=False)
+            assert r.returncode == 1, r.stderr  # the bad lines
+            results.append((json.loads(r.stdout), _state(cli)))
+        finally:
+            drop_database(url)
+    (one, one_state), (three, three_state) = results
+    assert (one["accepted"], one["duplicate"], one["rejected"]) == (121, 1, 2)
+    assert one == three and one_state == three_state
+    assert [e["line"] for e in three["errors"]] == [123, 124]
+
+
+def test_a_parallel_import_refuses_what_needs_file_order(cli: Cli) -> None:
+    path = cli.write("e.ndjson", json.dumps({"id": "g", "type": "member.registered", "member_id": "new",
+                                             "occurred_at": "2026-01-01T00:00:00Z",
+                                             "attributes": {"invite_code": "ABC"}}) + "\n")
+    r = cli.run("events", "import", str(path), "--workers", "2", check=False)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1
+    assert ("needs PostgreSQL" in r.stderr) if cli.db.startswith("sqlite") else ("invite code" in r.stderr)
+    r = cli.run("events", "import", "-", "--workers", "2", check=False, stdin="")
+    assert r.returncode != 0 and "not -" in r.stderr
+    if cli.db.startswith("postgresql"):
+        budgeted = SIMPLE_PROGRAM.replace('growth: "floor(event.amount)"}',
+                                          'growth: "floor(event.amount)", limits: {budget: 1000}}')
+        cli.run("program", "apply", str(cli.write("b.yaml", budgeted)))
+        orders = cli.write("o.ndjson", "\n".join(_history()[:3]) + "\n")
+        r = cli.run("events", "import", str(orders), "--workers", "2", check=False)
+        assert r.returncode != 0 and "'order' has a budget" in r.stderr
+        assert cli.json("events", "import", str(orders), "--json")["accepted"] == 3  # one worker takes it

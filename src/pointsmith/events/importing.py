@@ -1,0 +1,141 @@
+"""Importing an NDJSON stream of events in batches, by one process or by several.
+
+Several worker processes (PostgreSQL only) each read the whole file and take
+the lines of their own members (a stable hash of `member_id`), so each
+member's events keep their file order and no two workers ever lock the same
+member. Across members the file order is not kept, which matters only where
+members share something: a rule's budget (awarded in the order the workers
+reach it) and a registration's invite code (the inviter may not be there
+yet). The import refuses to run in parallel when either could apply.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy.engine import Engine
+
+from pointsmith.db import get_engine, is_postgres, read_only, unit_of_work
+from pointsmith.errors import DomainError, ValidationFailed
+from pointsmith.events import service
+from pointsmith.events.replay import ReplayClock
+from pointsmith.events.validation import parse_line
+from pointsmith.program import service as programs
+
+BATCH = 1000
+Totals = dict[str, int]
+Errors = list[dict[str, Any]]
+
+
+def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any], *,
+                  replay: ReplayClock | None = None, mine: Callable[[Any], bool] | None = None
+                  ) -> tuple[Totals, Errors]:
+    """Ingest `stream` in batches of BATCH lines, a transaction each (only the lines `mine` takes, if
+    given); the totals, and the rejects by line number."""
+    totals = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    errors: Errors = []
+    for batch in _batches(_lines(stream, advance, mine)):
+        numbers = [n for n, _ in batch]
+        with unit_of_work(target) as conn:
+            result = service.ingest_many(conn, [raw for _, raw in batch], replay=replay, outcomes=False)
+        for key in totals:
+            totals[key] += getattr(result, key)
+        errors += [{"line": numbers[r.index], "id": r.id, "code": r.code, "message": r.message}
+                   for r in result.errors]
+    if replay is not None:
+        with unit_of_work(target) as conn:
+            replay.finish(conn)
+    return totals, errors
+
+
+def _lines(stream: IO[str], advance: Callable[[int], Any], mine: Callable[[Any], bool] | None
+           ) -> Iterator[tuple[int, Any]]:
+    """(line number from 1, parsed object or the error), skipping blank lines."""
+    for number, line in enumerate(stream, 1):
+        advance(len(line))
+        if not line.strip():
+            continue
+        try:
+            raw = parse_line(line)
+        except DomainError as e:
+            raw = e
+        if mine is None or mine(raw):
+            yield number, raw
+
+
+def _batches(items: Iterator[tuple[int, Any]]) -> Iterator[list[tuple[int, Any]]]:
+    batch: list[tuple[int, Any]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def worker_of(raw: Any, workers: int) -> int:
+    """Which worker takes a line: by a hash of its member id that is the same in every process (a
+    line without one, which will be rejected, goes to the first)."""
+    member_id = raw.get("member_id") if isinstance(raw, dict) else None
+    return zlib.crc32(member_id.encode()) % workers if isinstance(member_id, str) else 0
+
+
+def check_parallel(target: Engine, path: Path) -> None:
+    """Refuse a parallel import where the order across members could change an outcome."""
+    if not is_postgres(target):
+        raise ValidationFailed("--workers needs PostgreSQL: SQLite has a single writer")
+    with read_only(target) as conn:
+        budgeted = sorted({r.key for v in programs.timeline(conn) for r in v.program.rules
+                           if r.limits.budget is not None})
+    if budgeted:
+        raise ValidationFailed(f"--workers: rule {budgeted[0]!r} has a budget shared by all members in file "
+                               "order; import with one worker")
+    with path.open(encoding="utf-8") as stream:
+        for number, line in enumerate(stream, 1):
+            if '"member.registered"' in line and '"invite_code"' in line:
+                raise ValidationFailed(f"--workers: line {number} registers a member with an invite code, whose "
+                                       "inviter must come first in file order; import with one worker")
+
+
+_positions: Any = None  # the bytes each worker has read (shared memory), for the progress bar
+
+
+def _share(positions: Any) -> None:
+    global _positions
+    _positions = positions
+
+
+def _work(url: str, path: str, index: int, workers: int) -> tuple[Totals, Errors]:
+    read = 0
+
+    def advance(n: int) -> None:
+        nonlocal read
+        read += n
+        if read - _positions[index] > 1 << 20:  # now and then: the bar needs no more
+            _positions[index] = read
+
+    with open(path, encoding="utf-8") as stream:
+        done = import_stream(get_engine(url), stream, advance, mine=lambda raw: worker_of(raw, workers) == index)
+    _positions[index] = read
+    return done
+
+
+def import_parallel(url: str, path: Path, workers: int, progress: Callable[[int], Any]) -> tuple[Totals, Errors]:
+    """`import_stream` of a file by `workers` processes (see the module's note); `progress` is told how
+    far the slowest worker has read."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no connection is inherited
+    positions = context.RawArray("q", workers)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_share, initargs=(positions,)) as pool:
+        futures = [pool.submit(_work, url, str(path), i, workers) for i in range(workers)]
+        while not all(f.done() for f in futures):
+            wait(futures, timeout=0.2)
+            progress(min(positions))
+        results = [f.result() for f in futures]  # a worker's failure is raised here
+    totals = {key: sum(t[key] for t, _ in results) for key in results[0][0]}
+    errors = sorted((e for _, errs in results for e in errs), key=lambda e: e["line"])
+    return totals, errors
