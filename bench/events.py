@@ -73,15 +73,16 @@ def cli(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedP
                           text=True, check=True, env={**os.environ, "POINTSMITH_DATABASE_URL": url})
 
 
-def bench_import(url: str, n: int, tmp: Path) -> dict[str, Any]:
+def bench_import(url: str, n: int, tmp: Path, workers: int = 1) -> dict[str, Any]:
     program = tmp / "program.yaml"
     program.write_text(PROGRAM)
     cli(url, "program", "apply", str(program))
     path = tmp / "events.ndjson"
-    with path.open("w") as f:
-        for i in range(n):
-            f.write(json.dumps(event(i)) + "\n")
-    seconds, peak_mb = _import(url, path)
+    if not path.exists():
+        with path.open("w") as f:
+            for i in range(n):
+                f.write(json.dumps(event(i)) + "\n")
+    seconds, peak_mb = _import(url, path, workers)
     return {"events": n, "import_seconds": round(seconds, 2), "events_per_second": round(n / seconds),
             "peak_rss_mb": round(peak_mb)}
 
@@ -93,11 +94,13 @@ LAUNCHER = ("import os, subprocess, sys; child = subprocess.Popen(sys.argv[1:], 
             "sys.exit(os.waitstatus_to_exitcode(status))")
 
 
-def _import(url: str, path: Path) -> tuple[float, float]:
-    """`pointsmith events import` in a child process: its wall time and its own peak RSS in MB."""
+def _import(url: str, path: Path, workers: int = 1) -> tuple[float, float]:
+    """`pointsmith events import` in a child process: its wall time and its own peak RSS in MB (with
+    workers, the largest of the worker processes')."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", LAUNCHER, sys.executable, "-m", "pointsmith", "events", "import",
-                           str(path), "--json"], env={**os.environ, "POINTSMITH_DATABASE_URL": url},
+                           str(path), "--json", "--workers", str(workers)],
+                          env={**os.environ, "POINTSMITH_DATABASE_URL": url},
                           capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - started
     return seconds, int(done.stdout.split()[-1]) / 1024
@@ -288,6 +291,10 @@ def main() -> None:
             http = bench_http(url, args.http_seconds, args.events)
             results.append({"backend": backend, **imported,
                             **raw_floors(url, args.events, counts, imported["import_seconds"]), **http})
+            if backend == "postgresql":  # the same file by two worker processes, into a database of its own
+                with scratch_database(backend) as url2:
+                    two = bench_import(url2, args.events, Path(tmp), workers=2)
+                results[-1].update({f"import_2_workers_{k}": v for k, v in two.items() if k != "events"})
     print(json.dumps({"machine": machine(), "results": results}, indent=2))
 
 
