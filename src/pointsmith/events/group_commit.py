@@ -82,9 +82,7 @@ class GroupCommitter:
                 if group:
                     self._commit(group)
             except BaseException as e:  # whatever it was, its requests get an answer and the writer goes on
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(e)
+                _fail(group, e)
 
     def _commit(self, group: list[_Item], *, again: bool = False) -> None:
         try:
@@ -97,18 +95,23 @@ class GroupCommitter:
             if not again and str(getattr(e.orig, "sqlstate", "") or "").startswith("40"):
                 self._commit(group, again=True)
                 return
-            for _, future in group:
-                future.set_exception(e)
+            _fail(group, e)
             return
         except Exception as e:  # the transaction failed on something of one event's: find which
             if len(group) > 1:
                 for item in group:
                     self._commit([item])
                 return
-            group[0][1].set_exception(e)  # the route answers it (and logs it) as any failed request
+            _fail(group, e)  # the route answers it (and logs it) as any failed request
             return
         for (_, future), outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, DomainError):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+
+def _fail(group: list[_Item], error: BaseException) -> None:
+    for _, future in group:
+        if not future.done():
+            future.set_exception(error)
