@@ -74,7 +74,7 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000,
     ensure_migrated(engine(db))  # refuse to start on a database that needs `init`
     if db:
         os.environ["POINTSMITH_DATABASE_URL"] = db  # workers are new processes: pass the choice on
-    uvicorn.run("pointsmith.app:create_app", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("pointsmith.app:create_server_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info", access_log=access_log)
 
 

@@ -10,7 +10,7 @@ import json
 import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from pointsmith import config
 from pointsmith.clock import ensure_utc
 from pointsmith.errors import DatabaseNotReady
+from pointsmith.writer_lock import WriterLock
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -217,16 +218,20 @@ def advisory_lock(conn: Connection, name: str) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": name})
 
 
-_writer_locks: dict[str, threading.Lock] = {}
+_writer_locks: dict[str, WriterLock] = {}
 
 
-def _writer_lock(engine: Engine) -> threading.Lock | nullcontext[None]:
-    """SQLite has one writer at a time anyway: queue this process's writers on a lock rather than
-    in SQLite's busy handler, whose sleeps with back-off make a long latency tail."""
+def _writer_lock(engine: Engine) -> AbstractContextManager[None]:
+    """SQLite has one writer at a time anyway: queue writers (this process's threads, and other
+    processes on the same file) on a lock of ours rather than in SQLite's busy handler, whose
+    sleeps with back-off make a long latency tail (writer_lock.py)."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
+    key = str(engine.url)
     with _engines_lock:
-        return _writer_locks.setdefault(str(engine.url), threading.Lock())
+        if key not in _writer_locks:
+            _writer_locks[key] = WriterLock(engine.url.database)
+        return _writer_locks[key].held()
 
 
 @contextmanager

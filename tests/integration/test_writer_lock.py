@@ -1,0 +1,113 @@
+"""SQLite writers in several processes queue on our lock file, not in SQLite's busy handler."""
+from __future__ import annotations
+
+import fcntl
+import gc
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import pytest
+import sqlalchemy as sa
+
+from pointsmith.app import create_server_app
+from pointsmith.db import get_engine, migrate, unit_of_work
+from pointsmith.writer_lock import WriterLock
+
+HOLDER = """
+import sys, time
+from pointsmith.writer_lock import WriterLock
+with WriterLock(sys.argv[1]).held():
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+    print(time.time(), flush=True)
+"""
+
+UNIT_OF_WORK = """
+import sys, time
+from pointsmith.db import get_engine, unit_of_work
+with unit_of_work(get_engine(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+@contextmanager
+def holding(script: str, target: str, seconds: float) -> Iterator[IO[str]]:
+    """A child process that holds the lock for `seconds`; its output, once it holds it."""
+    with subprocess.Popen([sys.executable, "-c", script, target, str(seconds)], stdout=subprocess.PIPE,
+                          text=True) as child:
+        assert child.stdout is not None
+        try:
+            assert child.stdout.readline().strip() == "held"
+            yield child.stdout
+        finally:
+            child.kill()
+
+
+def test_a_writer_in_another_process_waits_its_turn_and_starts_when_it_ends(tmp_path: Path) -> None:
+    database = str(tmp_path / "p.db")
+    with holding(HOLDER, database, 0.5) as output:
+        with WriterLock(database).held():
+            acquired = time.time()
+        released = float(output.readline())
+    assert acquired >= released
+    assert acquired - released < 0.2  # polled every half millisecond, not SQLite's back-off up to 100 ms
+
+
+def test_the_wait_gives_up_with_sqlites_own_error(tmp_path: Path) -> None:
+    database = str(tmp_path / "p.db")
+    with holding(HOLDER, database, 3):
+        started = time.monotonic()
+        with pytest.raises(sa.exc.OperationalError, match="database is locked"), \
+                WriterLock(database, timeout=0.3).held():
+            pass
+        assert 0.3 <= time.monotonic() - started < 2
+
+
+def test_threads_of_one_process_queue_on_the_thread_lock_first(tmp_path: Path) -> None:
+    lock = WriterLock(str(tmp_path / "p.db"), timeout=0.2)
+
+    def second_writer() -> None:
+        with lock.held():
+            pass
+
+    with lock.held(), ThreadPoolExecutor(1) as pool, pytest.raises(sa.exc.OperationalError):
+        pool.submit(second_writer).result()
+    with lock.held():
+        pass
+
+
+def test_a_unit_of_work_on_a_sqlite_file_holds_the_lock_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    migrate(get_engine(url))
+    with holding(UNIT_OF_WORK, url, 3), open(tmp_path / "p.db-lock") as lock_file, \
+            pytest.raises(BlockingIOError):
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with unit_of_work(get_engine(url)) as conn:  # the holder's end (even a killed one) frees the lock
+        conn.exec_driver_sql("SELECT 1")
+
+
+def test_an_in_memory_database_needs_no_lock_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with WriterLock(":memory:").held(), WriterLock(None, timeout=0.1).held():
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_served_app_freezes_its_startup_objects_out_of_full_collections(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    migrate(get_engine(url))
+    monkeypatch.setenv("POINTSMITH_DATABASE_URL", url)
+    gc.unfreeze()
+    try:
+        create_server_app()
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
