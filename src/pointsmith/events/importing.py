@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from sqlalchemy.engine import Engine
 
+from pointsmith import collector
 from pointsmith.db import get_engine, is_postgres, read_only, unit_of_work
 from pointsmith.errors import DomainError, ValidationFailed
 from pointsmith.events import service
@@ -40,7 +41,7 @@ def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any]
     errors: Errors = []
     for batch in _batches(_lines(stream, advance, mine)):
         numbers = [n for n, _ in batch]
-        with unit_of_work(target) as conn:
+        with collector.paused(), unit_of_work(target) as conn:
             result = service.ingest_many(conn, [raw for _, raw in batch], replay=replay, outcomes=False)
         for key in totals:
             totals[key] += getattr(result, key)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from pointsmith import collector
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.errors import ValidationFailed
 from pointsmith.events import service
@@ -63,7 +64,7 @@ async def post_batch(request: Request, engine: EngineDep, key: ClientKey) -> dic
         raise ValidationFailed(f"at most {MAX_BATCH} events per batch")
 
     def work() -> dict[str, Any]:
-        with unit_of_work(engine) as conn:
+        with collector.paused(), unit_of_work(engine) as conn:
             result = service.ingest_many(conn, body["events"])
         return {"accepted": result.accepted, "duplicate": result.duplicate, "rejected": result.rejected,
                 "results": result.results}
