@@ -32,6 +32,7 @@ from pointsmith.db import (
     is_postgres,
     loads,
     member_bounds,
+    pipelined,
     select_rows,
     time_from_driver,
     values_table,
@@ -376,7 +377,8 @@ def _write(conn: Connection, new_members: list[Member], credits: list[CreditRequ
     if credits:
         # the members are locked by _load (or new in this transaction): no second lock
         post_credits(conn, credits, versions=timeline, members_locked=True, keys_are_new=True)
-    bulk_insert(conn, growth_entries, rows["growth"])
-    bulk_insert(conn, rule_awards, rows["awards"])
-    bulk_insert(conn, orders, rows["orders"])
-    bulk_insert(conn, events, rows["events"])
+    with pipelined(conn, rows["growth"], rows["awards"], rows["orders"], rows["events"]):
+        bulk_insert(conn, growth_entries, rows["growth"])
+        bulk_insert(conn, rule_awards, rows["awards"])
+        bulk_insert(conn, orders, rows["orders"])
+        bulk_insert(conn, events, rows["events"])

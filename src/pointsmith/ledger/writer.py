@@ -25,6 +25,7 @@ from pointsmith.db import (
     driver_time,
     insert_rows,
     is_postgres,
+    pipelined,
     time_from_driver,
     update_rows,
 )
@@ -183,12 +184,14 @@ def write(conn: Connection, drafts: Sequence[Draft], states: dict[str, PointStat
         postings += [(transaction_id, line, draft.member_id, a, n, lot, h, effective)
                      for line, (a, n, lot, h) in enumerate(lines)]
         written.append(Written(transaction_id, lot_id, draft, digest, state.as_dict()))
-    insert_rows(conn, "ledger_transactions", TRANSACTION_COLUMNS, transactions)
-    insert_rows(conn, "ledger_postings", POSTING_COLUMNS, postings)
-    insert_rows(conn, "ledger_lots", LOT_COLUMNS, [tuple(row) for row in new_lots.values()])
-    update_rows(conn, "ledger_lots", "id", ("remaining", "pending"),
-                [(r, p, lot_id) for lot_id, (r, p) in lot_deltas.items() if r or p], increment=True)
-    _store_balances(conn, touched.values(), stamp, recorded)
+    lot_rows = [tuple(row) for row in new_lots.values()]
+    with pipelined(conn, transactions, postings, lot_rows):
+        insert_rows(conn, "ledger_transactions", TRANSACTION_COLUMNS, transactions)
+        insert_rows(conn, "ledger_postings", POSTING_COLUMNS, postings)
+        insert_rows(conn, "ledger_lots", LOT_COLUMNS, lot_rows)
+        update_rows(conn, "ledger_lots", "id", ("remaining", "pending"),
+                    [(r, p, lot_id) for lot_id, (r, p) in lot_deltas.items() if r or p], increment=True)
+        _store_balances(conn, touched.values(), stamp, recorded)
     return written
 
 

@@ -25,9 +25,9 @@ from pointsmith.db import (
     driver_execute,
     driver_in,
     driver_time,
-    in_list,
     is_postgres,
     member_bounds,
+    pipelined,
     select_rows,
     time_from_driver,
 )
@@ -90,10 +90,11 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
         changes += [{"member_id": member_id, "effective_at": c.at, "from_tier": levels[c.from_level].key,
                      "to_tier": levels[c.to_level].key, "reason": c.reason} for c in moves]
     match, params = driver_in(conn, ids)
-    driver_execute(conn, f"DELETE FROM member_tiers WHERE member_id {match}", params)  # noqa: S608
-    _forget_changes(conn, ids, since or {})
-    bulk_insert(conn, member_tiers, rows)
-    bulk_insert(conn, tier_changes, changes)
+    with pipelined(conn, rows, changes):
+        driver_execute(conn, f"DELETE FROM member_tiers WHERE member_id {match}", params)  # noqa: S608
+        _forget_changes(conn, ids, since or {})
+        bulk_insert(conn, member_tiers, rows)
+        bulk_insert(conn, tier_changes, changes)
 
 
 def _since_at_or_after(previous: dict[str, Any], start: datetime) -> bool:
@@ -124,7 +125,9 @@ def _forget_changes(conn: Connection, ids: list[str], since: Mapping[str, dateti
     """Delete the derived changes about to be recomputed: all of them, or from a member's `since` on."""
     whole = [m for m in ids if m not in since]
     if whole:
-        conn.execute(tier_changes.delete().where(in_list(conn, tc.member_id, whole), tc.reason != "manual"))
+        match, params = driver_in(conn, whole)
+        driver_execute(conn, f"DELETE FROM tier_changes WHERE member_id {match} AND reason <> 'manual'",  # noqa: S608
+                       params)
     to_driver = driver_time(conn)
     partial = [(m, to_driver(since[m])) for m in ids if m in since]
     if partial:
