@@ -6,9 +6,14 @@ between tries), so under steady load from several processes (server workers,
 an import next to a server) the sleeps overshoot the other writer's commit and
 make a long latency tail. Writers queue here instead: on a thread lock within
 the process, and across processes on an advisory lock (`flock`) of a file next
-to the database (`<database>-lock`), tried every half millisecond at most, so
-the next writer starts soon after the last one commits. Both waits give up
-after the same 30 s as SQLite's own, with the error SQLite gives.
+to the database (`<database>-lock`), tried every 0.1 ms at most, so the next
+writer starts soon after the last one commits. A process that finds others
+waiting (they hold a shared lock of `<database>-lock-waiting`) lets them go
+first, for up to 5 ms: without that, the writer that has just committed takes
+the lock again before a waiting process next tries (one busy with its event
+loop, say), and one server worker's requests wait through many of the
+other's transactions (a p99 of 870 ms against 35 ms with two workers). Both waits give up after the same
+30 s as SQLite's own, with the error SQLite gives.
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 TIMEOUT = 30.0  # seconds, as the engine's busy timeout
-LONGEST_NAP = 0.0005  # seconds between tries of the file lock, at most
+LONGEST_NAP = 0.0001  # seconds between tries of the file lock, at most
+COURTESY = 0.005  # how long a writer that finds others waiting lets them go first, at most
 
 
 class WriterLock:
@@ -33,8 +39,8 @@ class WriterLock:
             else f"{database}-lock"
         self._timeout = timeout
         self._thread_lock = threading.Lock()
-        self._fd: int | None = None
-        self._fd_pid = 0
+        self._files: tuple[int, int] | None = None
+        self._files_pid = 0
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -42,57 +48,77 @@ class WriterLock:
         if not self._thread_lock.acquire(timeout=self._timeout):
             raise _locked()
         try:
-            fd = self._file()
-            if fd is None:
+            files = self._open()
+            if files is None:
                 yield
                 return
-            _lock_file(fd, deadline)
+            lock, waiting = files
+            _lock_file(lock, waiting, deadline)
             try:
                 yield
             finally:
-                _unlock_file(fd)
+                _unlock(lock)
         finally:
             self._thread_lock.release()
 
-    def _file(self) -> int | None:
-        """The lock file, opened once per process (a forked child must not share its parent's open
-        file: flock locks belong to the open file, so the two would not exclude each other)."""
+    def _open(self) -> tuple[int, int] | None:
+        """The two lock files, opened once per process (a forked child must not share its parent's
+        open files: flock locks belong to the open file, so the two would not exclude each other)."""
         if self._path is None:
             return None
-        if self._fd is None or self._fd_pid != os.getpid():
+        if self._files is None or self._files_pid != os.getpid():
             try:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+                self._files = (os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644),
+                               os.open(f"{self._path}-waiting", os.O_RDWR | os.O_CREAT, 0o644))
             except OSError:
-                # no lock file (a read-only directory): SQLite's own lock still keeps writers apart
+                # no lock files (a read-only directory): SQLite's own lock still keeps writers apart
                 self._path = None
                 return None
-            self._fd_pid = os.getpid()
-        return self._fd
+            self._files_pid = os.getpid()
+        return self._files
 
 
 if sys.platform != "win32":
     import fcntl
 
-    def _lock_file(fd: int, deadline: float) -> None:
-        nap = 0.00005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                # polled: a blocking flock could not give up at the deadline
+    def _lock_file(lock: int, waiting: int, deadline: float) -> None:
+        until = time.monotonic() + COURTESY
+        while _others_waiting(waiting) and time.monotonic() < until:
+            time.sleep(LONGEST_NAP)  # their turn first: until they have the lock (or are slow to take it)
+        if _try(lock):
+            return
+        fcntl.flock(waiting, fcntl.LOCK_SH)  # "someone is waiting" (blocks only while a peer checks)
+        try:
+            nap = 0.00002
+            # polled: a blocking flock could not give up at the deadline
+            while not _try(lock):
                 if time.monotonic() > deadline:
-                    raise _locked() from None
+                    raise _locked()
                 time.sleep(nap)
                 nap = min(nap * 2, LONGEST_NAP)
+        finally:
+            _unlock(waiting)
 
-    def _unlock_file(fd: int) -> None:
+    def _try(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _others_waiting(waiting: int) -> bool:
+        if not _try(waiting):
+            return True
+        _unlock(waiting)
+        return False
+
+    def _unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
-else:  # pragma: no cover - the lock file is never opened there
-    def _lock_file(fd: int, deadline: float) -> None:
+else:  # pragma: no cover - the lock files are never opened there
+    def _lock_file(lock: int, waiting: int, deadline: float) -> None:
         raise NotImplementedError
 
-    def _unlock_file(fd: int) -> None:
+    def _unlock(fd: int) -> None:
         raise NotImplementedError
 
 

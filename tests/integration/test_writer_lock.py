@@ -37,6 +37,15 @@ with unit_of_work(get_engine(sys.argv[1])):
 """
 
 
+WAITER = """
+import sys, time
+from pointsmith.writer_lock import WriterLock
+with WriterLock(sys.argv[1]).held():
+    print(time.time(), flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
 @contextmanager
 def holding(script: str, target: str, seconds: float) -> Iterator[IO[str]]:
     """A child process that holds the lock for `seconds`; its output, once it holds it."""
@@ -58,6 +67,35 @@ def test_a_writer_in_another_process_waits_its_turn_and_starts_when_it_ends(tmp_
         released = float(output.readline())
     assert acquired >= released
     assert acquired - released < 0.2  # polled every half millisecond, not SQLite's back-off up to 100 ms
+
+
+def test_a_writer_that_finds_another_process_waiting_lets_it_go_first(tmp_path: Path) -> None:
+    database = str(tmp_path / "p.db")
+    lock = WriterLock(database)
+    with lock.held():
+        waiter = subprocess.Popen([sys.executable, "-c", WAITER, database, "0.3"], stdout=subprocess.PIPE, text=True)
+        with open(f"{database}-lock-waiting") as flag:  # the waiter says it waits
+            deadline = time.monotonic() + 20
+            while _free(flag) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not _free(flag)
+    try:
+        with lock.held():  # at once again, as a busy writer would
+            again = time.time()
+        took = float(waiter.communicate(timeout=30)[0])
+    finally:
+        waiter.kill()
+        waiter.wait()
+    assert took < again - 0.25  # the waiter had its turn (0.3 s) in between
+
+
+def _free(file: IO[str]) -> bool:
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(file, fcntl.LOCK_UN)
+    return True
 
 
 def test_the_wait_gives_up_with_sqlites_own_error(tmp_path: Path) -> None:
