@@ -8,6 +8,8 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -152,6 +154,23 @@ def _configure_sqlite(engine: Engine) -> None:
         if options.get("single_statement"):
             return  # one SELECT reads a consistent snapshot on its own: no transaction needed
         conn.exec_driver_sql(f"BEGIN {'DEFERRED' if options.get('read_only') else 'IMMEDIATE'}")
+
+
+def unavailable(error: BaseException) -> BaseException | None:
+    """The driver's error if `error` is the database's own trouble rather than the request's (locked,
+    unreachable, a deadlock or serialization failure: worth sending again), else None; whether
+    SQLAlchemy wrapped it or the driver raised it directly (`driver_execute`, pipelines)."""
+    if isinstance(error, sa.exc.OperationalError):
+        return error.orig
+    return error if isinstance(error, driver_operational_errors()) else None
+
+
+def driver_operational_errors() -> tuple[type[Exception], ...]:
+    kinds: list[type[Exception]] = [sqlite3.OperationalError]
+    psycopg = sys.modules.get("psycopg")  # not loaded: no psycopg error can have been raised
+    if psycopg is not None:
+        kinds.append(psycopg.OperationalError)
+    return tuple(kinds)
 
 
 def is_postgres(conn: Connection | Engine) -> bool:

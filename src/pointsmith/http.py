@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import psycopg
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pointsmith.auth import service as auth
 from pointsmith.auth.service import ApiKey, Scope
+from pointsmith.db import unavailable
 from pointsmith.errors import DomainError, Forbidden
 
 log = logging.getLogger("pointsmith.http")
@@ -45,14 +48,17 @@ def install_error_handlers(app: FastAPI) -> None:
         code = STATUS_CODES.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
 
-    @app.exception_handler(sa.exc.OperationalError)
-    def _database(request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+    def _database(request: Request, exc: Exception) -> JSONResponse:
         # locked, unreachable or out of resources: nothing was written, the same request can be sent again
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, unavailable(exc))
         response = problem(503, "database_unavailable", "Database unavailable",
                            "the database could not take the request now; nothing was written, send it again")
         response.headers["Retry-After"] = "1"
         return response
+
+    # wrapped by SQLAlchemy, or straight from the driver (the hot paths below SQLAlchemy)
+    for kind in (sa.exc.OperationalError, sqlite3.OperationalError, psycopg.OperationalError):
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(Exception)
     def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -22,6 +22,7 @@ import sqlite3
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,13 +35,12 @@ COURTESY = 0.005  # how long a writer that finds others waiting lets them go fir
 
 class WriterLock:
     def __init__(self, database: str | None, timeout: float = TIMEOUT) -> None:
-        # an in-memory database lives in one process: the thread lock is all it needs
-        self._path = None if sys.platform == "win32" or not database or database.startswith(":memory:") \
-            else f"{database}-lock"
+        path = _file_of(database)
+        self._path = None if sys.platform == "win32" or path is None else f"{path}-lock"
         self._timeout = timeout
         self._thread_lock = threading.Lock()
         self._files: tuple[int, int] | None = None
-        self._files_pid = 0
+        _all.add(self)
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -62,11 +62,10 @@ class WriterLock:
             self._thread_lock.release()
 
     def _open(self) -> tuple[int, int] | None:
-        """The two lock files, opened once per process (a forked child must not share its parent's
-        open files: flock locks belong to the open file, so the two would not exclude each other)."""
+        """The two lock files, opened once per process."""
         if self._path is None:
             return None
-        if self._files is None or self._files_pid != os.getpid():
+        if self._files is None:
             try:
                 self._files = (os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644),
                                os.open(f"{self._path}-waiting", os.O_RDWR | os.O_CREAT, 0o644))
@@ -74,8 +73,42 @@ class WriterLock:
                 # no lock files (a read-only directory): SQLite's own lock still keeps writers apart
                 self._path = None
                 return None
-            self._files_pid = os.getpid()
         return self._files
+
+    def _after_fork(self) -> None:
+        """A forked child starts afresh: its parent's threads are gone (a thread lock they held would
+        never be released), and flock locks belong to the open file, so a child using its parent's
+        would share the parent's lock instead of excluding it (or keep it after the parent ends)."""
+        self._thread_lock = threading.Lock()
+        if self._files is not None:
+            for fd in self._files:
+                os.close(fd)
+            self._files = None
+
+
+_all: weakref.WeakSet[WriterLock] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for lock in list(_all):
+        lock._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _file_of(database: str | None) -> str | None:
+    """The database's file as an absolute path (the lock must not move with the working directory),
+    or None for an in-memory database, which lives in one process (the thread lock is all it needs)."""
+    if not database or database.startswith(":memory:"):
+        return None
+    if database.startswith("file:"):  # a URI filename
+        path, _, query = database[len("file:"):].partition("?")
+        if not path or path.startswith(":memory:") or "mode=memory" in query:
+            return None
+        database = path
+    return os.path.abspath(database)
 
 
 if sys.platform != "win32":
@@ -87,7 +120,7 @@ if sys.platform != "win32":
             time.sleep(LONGEST_NAP)  # their turn first: until they have the lock (or are slow to take it)
         if _try(lock):
             return
-        fcntl.flock(waiting, fcntl.LOCK_SH)  # "someone is waiting" (blocks only while a peer checks)
+        _say_waiting(waiting, deadline)
         try:
             nap = 0.00002
             # polled: a blocking flock could not give up at the deadline
@@ -98,6 +131,17 @@ if sys.platform != "win32":
                 nap = min(nap * 2, LONGEST_NAP)
         finally:
             _unlock(waiting)
+
+    def _say_waiting(waiting: int, deadline: float) -> None:
+        """A shared lock of the waiting file: refused only for the moment a peer checks it."""
+        while True:
+            try:
+                fcntl.flock(waiting, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise _locked() from None
+                time.sleep(LONGEST_NAP)
 
     def _try(fd: int) -> bool:
         try:

@@ -58,6 +58,25 @@ def test_nested_and_overlapping_batches_keep_it_off_until_the_last_ends() -> Non
     assert gc.isenabled()
 
 
+def test_back_to_back_batches_do_not_keep_it_off_for_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collector, "MAX_PAUSE", 0.0)
+    collections: list[str] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            collections.append("full")
+
+    gc.callbacks.append(seen)
+    try:
+        with collector.paused():  # one batch runs on while others start and end
+            with collector.paused():
+                pass
+            assert collections == ["full"] and not gc.isenabled()
+    finally:
+        gc.callbacks.remove(seen)
+    assert gc.isenabled()
+
+
 def test_a_collector_the_application_switched_off_stays_off() -> None:
     gc.disable()
     with collector.paused():

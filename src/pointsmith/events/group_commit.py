@@ -22,10 +22,9 @@ import queue
 import threading
 from concurrent.futures import Future
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pointsmith.db import unit_of_work
+from pointsmith.db import unavailable, unit_of_work
 from pointsmith.errors import DomainError
 from pointsmith.events import service
 from pointsmith.events.service import Ingested
@@ -88,16 +87,18 @@ class GroupCommitter:
         try:
             with unit_of_work(self._engine) as conn:
                 outcomes = service.apply_all(conn, [event for event, _ in group])
-        except sa.exc.OperationalError as e:
-            # the database's own trouble, not an event's: a deadlock or serialization failure is
-            # tried once more as a whole; anything else (a lock timeout, a lost connection) fails
-            # the group at once (its senders retry safely: the event id is the idempotency key)
-            if not again and str(getattr(e.orig, "sqlstate", "") or "").startswith("40"):
-                self._commit(group, again=True)
+        except Exception as e:
+            trouble = unavailable(e)
+            if trouble is not None:
+                # the database's own trouble, not an event's: a deadlock or serialization failure is
+                # tried once more as a whole; anything else (a lock timeout, a lost connection) fails
+                # the group at once (its senders retry safely: the event id is the idempotency key)
+                if not again and str(getattr(trouble, "sqlstate", "") or "").startswith("40"):
+                    self._commit(group, again=True)
+                    return
+                _fail(group, e)
                 return
-            _fail(group, e)
-            return
-        except Exception as e:  # the transaction failed on something of one event's: find which
+            # the transaction failed on something of one event's: find which
             if len(group) > 1:
                 for item in group:
                     self._commit([item])

@@ -41,7 +41,7 @@ def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any]
     errors: Errors = []
     for batch in _batches(_lines(stream, advance, mine)):
         numbers = [n for n, _ in batch]
-        with collector.paused(), unit_of_work(target) as conn:
+        with unit_of_work(target) as conn, collector.paused():  # paused once the writer lock is ours
             result = service.ingest_many(conn, [raw for _, raw in batch], replay=replay, outcomes=False)
         for key in totals:
             totals[key] += getattr(result, key)

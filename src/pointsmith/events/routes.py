@@ -64,7 +64,7 @@ async def post_batch(request: Request, engine: EngineDep, key: ClientKey) -> dic
         raise ValidationFailed(f"at most {MAX_BATCH} events per batch")
 
     def work() -> dict[str, Any]:
-        with collector.paused(), unit_of_work(engine) as conn:
+        with unit_of_work(engine) as conn, collector.paused():  # paused once the writer lock is ours
             result = service.ingest_many(conn, body["events"])
         return {"accepted": result.accepted, "duplicate": result.duplicate, "rejected": result.rejected,
                 "results": result.results}

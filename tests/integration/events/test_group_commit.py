@@ -1,11 +1,13 @@
 """Group commit: events sent one per request share a transaction, and each still gets its own outcome."""
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -104,15 +106,16 @@ class _ServerError(Exception):
         self.sqlstate = sqlstate
 
 
-def _failing_groups(monkeypatch: pytest.MonkeyPatch, sqlstate: str, times: int) -> list[int]:
-    """The first `times` groups of more than one event fail as the database would fail them; returns the
-    size of every group the writer tried."""
+def _failing_groups(monkeypatch: pytest.MonkeyPatch, sqlstate: str, times: int,
+                    error: Exception | None = None) -> list[int]:
+    """The first `times` groups of more than one event fail as the database would fail them (with
+    `error`, as the driver raises it below SQLAlchemy); returns the size of every group the writer tried."""
     real, tried = service.apply_all, []
 
     def flaky(conn: Any, items: list[Any], **kwargs: Any) -> Any:
         tried.append(len(items))
         if len(items) > 1 and len([n for n in tried if n > 1]) <= times:
-            raise sa.exc.OperationalError("INSERT ...", {}, _ServerError(sqlstate))
+            raise error or sa.exc.OperationalError("INSERT ...", {}, _ServerError(sqlstate))
         return real(conn, items, **kwargs)
 
     monkeypatch.setattr(service, "apply_all", flaky)
@@ -125,6 +128,24 @@ def test_a_deadlocked_group_is_tried_again_whole(
     _, a, b = _held_back(engine, committer, "first", [_order("a"), _order("b", member="m-2")])
     assert a.result(10).status == "accepted" and b.result(10).status == "accepted"
     assert tried == [1, 2, 2]
+
+
+def test_a_deadlock_raised_by_the_driver_itself_is_tried_again_whole(
+        engine: Engine, committer: GroupCommitter, monkeypatch: pytest.MonkeyPatch) -> None:
+    tried = _failing_groups(monkeypatch, "", times=1, error=psycopg.errors.DeadlockDetected("deadlock"))
+    _, a, b = _held_back(engine, committer, "first", [_order("a"), _order("b", member="m-2")])
+    assert a.result(10).status == "accepted" and b.result(10).status == "accepted"
+    assert tried == [1, 2, 2]
+
+
+def test_a_database_locked_below_sqlalchemy_fails_the_group_at_once(
+        engine: Engine, committer: GroupCommitter, monkeypatch: pytest.MonkeyPatch) -> None:
+    tried = _failing_groups(monkeypatch, "", times=1, error=sqlite3.OperationalError("database is locked"))
+    _, a, b = _held_back(engine, committer, "first", [_order("a"), _order("b", member="m-2")])
+    for future in (a, b):
+        with pytest.raises(sqlite3.OperationalError):
+            future.result(10)
+    assert tried == [1, 2]
 
 
 def test_a_locked_database_fails_the_group_at_once_not_event_by_event(
