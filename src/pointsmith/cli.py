@@ -12,7 +12,7 @@ from pointsmith import __version__
 from pointsmith.analytics.cli import app as report_app
 from pointsmith.auth.cli import app as keys_app
 from pointsmith.cli_support import DbOption, JsonFlag, engine, print_json
-from pointsmith.db import migrate
+from pointsmith.db import migrate, unavailable
 from pointsmith.errors import DomainError, InvalidProgram
 from pointsmith.events.cli import app as events_app
 from pointsmith.jobs.cli import app as jobs_app
@@ -110,9 +110,13 @@ def main() -> None:
     except DomainError as e:
         typer.echo(f"error: {e.detail}", err=True)
         sys.exit(1)
-    except sa.exc.OperationalError as e:
-        typer.echo(f"error: database: {str(e.orig).strip().splitlines()[0]}", err=True)
-        sys.exit(1)
     except sa.exc.ArgumentError as e:
         typer.echo(f"error: database URL: {e}", err=True)
+        sys.exit(1)
+    except Exception as e:
+        trouble = unavailable(e)  # locked, unreachable: wrapped by SQLAlchemy or straight from the driver
+        if trouble is None:
+            raise
+        typer.echo(f"error: database: {(str(trouble).strip().splitlines() or [type(trouble).__name__])[0]}",
+                   err=True)
         sys.exit(1)

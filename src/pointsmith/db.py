@@ -153,7 +153,10 @@ def _configure_sqlite(engine: Engine) -> None:
         options = conn.get_execution_options()
         if options.get("single_statement"):
             return  # one SELECT reads a consistent snapshot on its own: no transaction needed
-        conn.exec_driver_sql(f"BEGIN {'DEFERRED' if options.get('read_only') else 'IMMEDIATE'}")
+        # on the driver's own cursor: through SQLAlchemy's execution this was a tenth of a small
+        # write transaction (its errors, e.g. a locked database, are the driver's: see `unavailable`)
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN DEFERRED" if options.get("read_only") else "BEGIN IMMEDIATE")
 
 
 def unavailable(error: BaseException) -> BaseException | None:

@@ -22,6 +22,13 @@ def test_commands_refuse_a_database_that_needs_init(backend: str, tmp_path: Path
         drop_database(url)
 
 
+def test_a_database_that_cannot_be_reached_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    for url in ("postgresql://postgres@127.0.0.1:1/nothing", f"sqlite:///{tmp_path}/no/such/dir/p.db"):
+        r = Cli(url, tmp_path).run("members", "show", "x", check=False)
+        assert r.returncode == 1 and r.stderr.startswith("error: database: "), r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
 def test_an_invalid_program_lists_every_problem_and_leaves_the_active_version(cli: Cli) -> None:
     good = cli.write("good.yaml", SIMPLE_PROGRAM)
     assert "published version 1" in cli.run("program", "apply", str(good)).stdout
