@@ -9,7 +9,6 @@ import functools
 import json
 import operator
 import sqlite3
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -169,11 +168,10 @@ def unavailable(error: BaseException) -> BaseException | None:
 
 
 def driver_operational_errors() -> tuple[type[Exception], ...]:
-    kinds: list[type[Exception]] = [sqlite3.OperationalError]
-    psycopg = sys.modules.get("psycopg")  # not loaded: no psycopg error can have been raised
-    if psycopg is not None:
-        kinds.append(psycopg.OperationalError)
-    return tuple(kinds)
+    """The drivers' own classes of `unavailable` errors."""
+    import psycopg  # here: a SQLite-only process need not load it until something fails
+
+    return sqlite3.OperationalError, psycopg.OperationalError
 
 
 def is_postgres(conn: Connection | Engine) -> bool:

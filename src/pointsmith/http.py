@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-import psycopg
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pointsmith.auth import service as auth
 from pointsmith.auth.service import ApiKey, Scope
-from pointsmith.db import unavailable
+from pointsmith.db import driver_operational_errors, unavailable
 from pointsmith.errors import DomainError, Forbidden
 
 log = logging.getLogger("pointsmith.http")
@@ -57,7 +55,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     # wrapped by SQLAlchemy, or straight from the driver (the hot paths below SQLAlchemy)
-    for kind in (sa.exc.OperationalError, sqlite3.OperationalError, psycopg.OperationalError):
+    kinds: tuple[type[Exception], ...] = (sa.exc.OperationalError, *driver_operational_errors())
+    for kind in kinds:
         app.add_exception_handler(kind, _database)
 
     @app.exception_handler(Exception)
