@@ -59,7 +59,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
 def create_server_app() -> FastAPI:
     """The app as `pointsmith serve` runs it (in each worker process): `create_app` with the objects
-    built so far (modules, routes, schemas: hundreds of thousands) frozen out of the garbage
+    built so far (modules, routes, schemas: about 100,000) frozen out of the garbage
     collector's full collections. Requests promote short-lived objects into the oldest generation,
     which triggers full collections that scan everything: 60-90 ms pauses of every request in flight
     several times a second under load, the whole p99 of the single-event route. Frozen, a full

@@ -152,8 +152,8 @@ def _configure_sqlite(engine: Engine) -> None:
         options = conn.get_execution_options()
         if options.get("single_statement"):
             return  # one SELECT reads a consistent snapshot on its own: no transaction needed
-        # on the driver's own cursor: through SQLAlchemy's execution this was a tenth of a small
-        # write transaction (its errors, e.g. a locked database, are the driver's: see `unavailable`)
+        # on the driver's own cursor: through SQLAlchemy's execution it was a third of an empty
+        # transaction's cost (its errors, e.g. a locked database, are the driver's: see `unavailable`)
         conn.connection.driver_connection.execute(  # type: ignore[union-attr]
             "BEGIN DEFERRED" if options.get("read_only") else "BEGIN IMMEDIATE")
 
