@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, overload
@@ -206,18 +206,32 @@ def time_from_driver(value: datetime | str | None) -> datetime | None:
     return ensure_utc(datetime.fromisoformat(value))
 
 
-def values_table(conn: Connection, columns: dict[str, str], rows: Sequence[tuple[Any, ...]]
+def values_table(conn: Connection, columns: dict[str, str], rows: Sequence[Sequence[Any]]
                  ) -> tuple[str, tuple[Any, ...]]:
-    """A derived table of `rows` (columns: name to PostgreSQL type), to join with in one statement run
-    on the driver, and its parameters: one array per column on PostgreSQL, one JSON text on SQLite
-    (values already in the driver's terms, e.g. times as `driver_time` gives them)."""
-    names = list(columns)
+    """A derived table of `rows` (columns: name to PostgreSQL type), to join with, insert or update
+    from in one statement run on the driver, and its one parameter: the rows as one JSON text
+    (values already in the driver's terms, e.g. times as `driver_time` gives them). JSON, not
+    arrays, on PostgreSQL too: psycopg formats arrays element by element in Python, three times
+    the work of one JSON text, and more for the server to parse."""
     if is_postgres(conn):
-        casts = ", ".join(f"CAST(%s AS {kind}[])" for kind in columns.values())
-        return (f"(SELECT * FROM unnest({casts}) AS v({', '.join(names)}))",  # noqa: S608
-                tuple([row[i] for row in rows] for i in range(len(names))))
-    picks = ", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(names))
-    return f"(SELECT {picks} FROM json_each(?))", (json.dumps(list(rows)),)  # noqa: S608
+        picks = ", ".join(f"CAST(e->>{i} AS {kind}) AS {name}" for i, (name, kind) in enumerate(columns.items()))
+        # LIMIT: the planner's row count (a set-returning function is guessed at 100 rows, and for so
+        # many it may scan a whole table where the few rows at hand want its index)
+        return (f"(SELECT {picks} FROM json_array_elements(%s::json) AS e LIMIT {len(rows)})",  # noqa: S608
+                (_ROWS_ENCODER.encode(rows),))
+    picks = ", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(columns))
+    return f"(SELECT {picks} FROM json_each(?))", (json.dumps(rows),)  # noqa: S608
+
+
+def _driver_value_json(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a value a row is written with")
+
+
+_ROWS_ENCODER = json.JSONEncoder(default=_driver_value_json, separators=(",", ":"))
 
 
 def member_bounds(conn: Connection, bounds: Mapping[str, datetime]) -> tuple[str, tuple[Any, ...]]:
@@ -453,9 +467,15 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: list
             for row in rows:
                 copy.write_row(row)
         return
+    if is_postgres(conn) and len(rows) > 1:
+        # one statement for all rows: psycopg's executemany would send (and we would format) one
+        # statement per row, most of a small group's write time
+        source, params = values_table(conn, dict(zip(columns, _pg_types(table, tuple(columns)), strict=True)), rows)
+        driver_execute(conn, f"INSERT INTO {table} ({names}) SELECT * FROM {source} AS v", params)  # noqa: S608
+        return
     mark = "%s" if is_postgres(conn) else "?"
     sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
-    if len(rows) == 1:  # psycopg's executemany runs a pipeline: extra round trips for a single row
+    if len(rows) == 1:
         driver_execute(conn, sql, rows[0])
     else:
         driver_execute(conn, sql, rows, many=True)
@@ -480,24 +500,33 @@ def pipelined(conn: Connection, *row_lists: Sequence[Any]) -> Iterator[None]:
         yield
 
 
-_BINARY_COPY = ((sa.SmallInteger, "int2"), (sa.BigInteger, "int8"), (sa.Integer, "int4"), (sa.String, "text"),
-                (sa.Text, "text"), (sa.Boolean, "bool"), (UtcDateTime, "timestamptz"))
+# PostgreSQL type names for our column types, without length or precision: a cast to varchar(n)
+# would cut a value that the column itself refuses
+_PG_TYPES = ((sa.SmallInteger, "int2"), (sa.BigInteger, "int8"), (sa.Integer, "int4"), (sa.String, "text"),
+             (sa.Text, "text"), (sa.Boolean, "bool"), (UtcDateTime, "timestamptz"), (sa.Numeric, "numeric"),
+             (sa.JSON, "jsonb"), (sa.Date, "date"))
+_TEXT_ONLY = {"numeric", "jsonb", "date"}  # values we pass in text form (JSON text, Decimal), not for binary COPY
 
 
 @functools.lru_cache(maxsize=256)
-def _binary_copy_types(table: str, columns: tuple[str, ...]) -> list[str] | None:
-    """PostgreSQL type names for a binary COPY into these columns (None: some column is not
-    simple enough, e.g. JSON, and the text format is used). Binary skips formatting every
-    value as text on our side and parsing it on the server's: a third off a batch write."""
+def _pg_types(table: str, columns: tuple[str, ...]) -> list[str]:
     names = []
     for column in columns:
         kind = metadata.tables[table].c[column].type
         kind = kind.variant_mapping.get("postgresql", kind) if hasattr(kind, "variant_mapping") else kind
-        name = next((n for k, n in _BINARY_COPY if isinstance(kind, k)), None)
+        name = next((n for k, n in _PG_TYPES if isinstance(kind, k)), None)
         if name is None:
-            return None
+            raise TypeError(f"no PostgreSQL type name for {table}.{column} ({kind!r})")
         names.append(name)
     return names
+
+
+def _binary_copy_types(table: str, columns: tuple[str, ...]) -> list[str] | None:
+    """PostgreSQL type names for a binary COPY into these columns (None: some column is not
+    simple enough, e.g. JSON, and the text format is used). Binary skips formatting every
+    value as text on our side and parsing it on the server's: a third off a batch write."""
+    names = _pg_types(table, columns)
+    return None if _TEXT_ONLY.intersection(names) else names
 
 
 def bulk_update(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], *,
@@ -514,6 +543,15 @@ def update_rows(conn: Connection, table: str, key: str, columns: Sequence[str], 
                 increment: bool = False) -> None:
     """`bulk_update` of driver-ready tuples: the `columns` values, then the key."""
     if not rows:
+        return
+    if is_postgres(conn) and len(rows) > 1 and len({row[-1] for row in rows}) == len(rows):
+        # one statement for all rows, as insert_rows (only with distinct keys: UPDATE ... FROM applies
+        # one source row per target row, where one statement per row applies each in turn)
+        names = [*columns, key]
+        source, params = values_table(conn, dict(zip(names, _pg_types(table, tuple(names)), strict=True)), rows)
+        sets = ", ".join(f"{c} = t.{c} + v.{c}" if increment else f"{c} = v.{c}" for c in columns)
+        driver_execute(conn, f"UPDATE {table} AS t SET {sets} FROM {source} AS v WHERE t.{key} = v.{key}",  # noqa: S608
+                       params)
         return
     mark = "%s" if is_postgres(conn) else "?"
     sets = ", ".join(f"{c} = {c} + {mark}" if increment else f"{c} = {mark}" for c in columns)

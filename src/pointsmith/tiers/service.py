@@ -128,12 +128,15 @@ def _forget_changes(conn: Connection, ids: list[str], since: Mapping[str, dateti
         match, params = driver_in(conn, whole)
         driver_execute(conn, f"DELETE FROM tier_changes WHERE member_id {match} AND reason <> 'manual'",  # noqa: S608
                        params)
-    to_driver = driver_time(conn)
-    partial = [(m, to_driver(since[m])) for m in ids if m in since]
-    if partial:
-        mark = "%s" if is_postgres(conn) else "?"
-        driver_execute(conn, f"DELETE FROM tier_changes WHERE member_id = {mark} AND effective_at >= {mark}"  # noqa: S608
-                       " AND reason <> 'manual'", partial, many=True)
+    partial = {m: since[m] for m in ids if m in since}
+    if partial and is_postgres(conn):  # one statement, not one a member
+        bounds, params = member_bounds(conn, partial)
+        driver_execute(conn, f"DELETE FROM tier_changes t USING {bounds} b WHERE t.member_id = b.member_id"  # noqa: S608
+                       " AND t.effective_at >= b.since AND t.reason <> 'manual'", params)
+    elif partial:  # SQLite has no DELETE ... USING; its executemany is one call into C anyway
+        to_driver = driver_time(conn)
+        driver_execute(conn, "DELETE FROM tier_changes WHERE member_id = ? AND effective_at >= ?"
+                       " AND reason <> 'manual'", [(m, to_driver(t)) for m, t in partial.items()], many=True)
 
 
 def overrides(conn: Connection, member_ids: list[str], at: datetime) -> dict[str, str]:
