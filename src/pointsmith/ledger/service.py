@@ -114,7 +114,7 @@ def post_credits(conn: Connection, requests: Sequence[CreditRequest], policy: Po
     and there is nothing to look up or to write besides it."""
     for req in requests:
         check_points(req.points)
-    digests = [req.digest() for req in requests]
+    digest = functools.cache(lambda i: requests[i].digest())  # only where a key may be seen again
     states = lock_states(conn, (r.member_id for r in requests), members_locked=members_locked)
     stored = {} if keys_are_new else _stored(conn, requests)
     first: dict[tuple[str, str], int] = {}  # (member, key) -> the index of its first request in this batch
@@ -135,13 +135,16 @@ def post_credits(conn: Connection, requests: Sequence[CreditRequest], policy: Po
     # the record keeps what a retry needs to answer the same: the transaction and the balances after it
     if not keys_are_new:
         insert_rows(conn, "idempotency_keys", IDEMPOTENCY_COLUMNS, [
-            (requests[i].member_id, requests[i].key, CREDIT, digests[i], 201, _record(w), created)
+            (requests[i].member_id, requests[i].key, CREDIT, digest(i), 201, _record(w), created)
             for i, w in written.items()])
     answers = []
     for i, req in enumerate(requests):
         ident = (req.member_id, req.key)
-        record, digest = stored[ident] if ident in stored else (None, digests[first[ident]])
-        if digest != digests[i]:
+        if keys_are_new and first[ident] == i:  # vouched new, and its only use in the batch
+            answers.append(Credited(False, written[i]))
+            continue
+        record, stored_digest = stored[ident] if ident in stored else (None, digest(first[ident]))
+        if stored_digest != digest(i):
             raise IdempotencyConflict(f"idempotency key {req.key!r} was used with a different request")
         answers.append(Credited(record is not None or first[ident] != i, written.get(first.get(ident, -1)), record))
     return answers
