@@ -116,11 +116,15 @@ _ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT
 
 
 def dumps(value: Any) -> str:
-    """JSON text of a value (orjson: a tenth of the standard encoder's time, on every event's outcome)."""
+    """JSON text of a value (orjson: a tenth of the standard encoder's time, on every event's outcome).
+    The standard encoder writes what orjson refuses (an integer past 64 bits), and any text with a
+    null in it: orjson writes NaN and infinities as null, where the standard encoder's `NaN` is
+    refused by PostgreSQL and kept by SQLite, as it always was."""
     try:
-        return orjson.dumps(value, default=json_default, option=_ORJSON).decode()
-    except orjson.JSONEncodeError:  # what orjson refuses (an integer past 64 bits) the standard encoder writes
+        text = orjson.dumps(value, default=json_default, option=_ORJSON)
+    except orjson.JSONEncodeError:
         return _ENCODER.encode(value)
+    return _ENCODER.encode(value) if b"null" in text else text.decode()
 
 
 def loads(text: str | bytes) -> Any:
@@ -225,7 +229,9 @@ def values_table(conn: Connection, columns: dict[str, str], rows: Sequence[Seque
         picks = ", ".join(f"CAST(e->>{i} AS {kind}) AS {name}" for i, (name, kind) in enumerate(columns.items()))
         # LIMIT: the planner's row count (a set-returning function is guessed at 100 rows, and for so
         # many it may scan a whole table where the few rows at hand want its index)
-        return (f"(SELECT {picks} FROM json_array_elements(%s::json) AS e LIMIT {len(rows)})",  # noqa: S608
+        # (rounded up to a power of two: one statement text, prepared once, serves many row counts)
+        limit = 1 << (len(rows) - 1).bit_length()
+        return (f"(SELECT {picks} FROM json_array_elements(%s::json) AS e LIMIT {limit})",  # noqa: S608
                 (_ROWS_ENCODER.encode(rows),))
     picks = ", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(columns))
     return f"(SELECT {picks} FROM json_each(?))", (json.dumps(rows),)  # noqa: S608
@@ -239,7 +245,7 @@ def _driver_value_json(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not a value a row is written with")
 
 
-_ROWS_ENCODER = json.JSONEncoder(default=_driver_value_json, separators=(",", ":"))
+_ROWS_ENCODER = json.JSONEncoder(default=_driver_value_json, separators=(",", ":"), ensure_ascii=False)
 
 
 def member_bounds(conn: Connection, bounds: Mapping[str, datetime]) -> tuple[str, tuple[Any, ...]]:
@@ -463,6 +469,8 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: list
     """`bulk_insert` of rows already in the driver's terms (tuples in `columns` order)."""
     if not rows:
         return
+    if len(rows[0]) != len(columns):  # a row of the wrong width would not fail everywhere: refuse it here
+        raise ValueError(f"{table}: rows of {len(rows[0])} values for {len(columns)} columns")
     names = ", ".join(columns)
     if is_postgres(conn) and len(rows) >= COPY_FROM and not in_pipeline(conn):
         driver = conn.connection.driver_connection
@@ -533,7 +541,10 @@ def _binary_copy_types(table: str, columns: tuple[str, ...]) -> list[str] | None
     """PostgreSQL type names for a binary COPY into these columns (None: some column is not
     simple enough, e.g. JSON, and the text format is used). Binary skips formatting every
     value as text on our side and parsing it on the server's: a third off a batch write."""
-    names = _pg_types(table, columns)
+    try:
+        names = _pg_types(table, columns)
+    except TypeError:  # a type we have no name for: COPY's text format takes any
+        return None
     return None if _TEXT_ONLY.intersection(names) else names
 
 

@@ -3,14 +3,15 @@
 one statement per row would."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from pointsmith.db import COPY_FROM, bulk_insert, bulk_update, get_engine, unit_of_work, values_table
+from pointsmith.db import COPY_FROM, bulk_insert, bulk_update, get_engine, pipelined, unit_of_work, values_table
 from pointsmith.ledger.tables import point_balances
 from pointsmith.members.tables import members
 from pointsmith.rules.tables import orders
@@ -19,11 +20,14 @@ AT = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 ODD_TEXT = ['plain', 'quote " and \' and \\ backslash', "naïve — 会员 🎉", "{not json}", "", "line\nbreak"]
 
 
+ODD_JSON: list[Any] = [{"name": "x", "n": 1, "nested": {"list": [1, None, "x"]}}, "a JSON string", 7, [], "null"]
+
+
 def _member(i: int) -> dict[str, Any]:
     return {"id": f"bulk-{i}", "status": "active", "invite_code": f"CODE{i}", "invited_by": None,
-            "attributes": {"name": ODD_TEXT[i % len(ODD_TEXT)], "n": i, "nested": {"list": [1, None, "x"]}},
+            "attributes": ODD_JSON[i % len(ODD_JSON)] if i % 3 else {"name": ODD_TEXT[i % len(ODD_TEXT)], "n": i},
             "verified_email": i % 2 == 0, "verified_phone": False, "verified_real_name": i % 3 == 0,
-            "joined_at": AT + timedelta(microseconds=i),
+            "joined_at": (AT + timedelta(microseconds=i)).astimezone(timezone(timedelta(hours=i % 9 - 4))),
             "status_reason": ODD_TEXT[i % len(ODD_TEXT)] if i % 4 else None,
             "created_at": AT, "updated_at": AT}
 
@@ -34,12 +38,13 @@ def _order(i: int) -> dict[str, Any]:
             "refunded": Decimal(0), "points": 2**40 + i, "growth": -i, "points_back": 0, "growth_back": 0}
 
 
-@pytest.mark.parametrize("count", [1, 5, COPY_FROM + 3])
-def test_rows_come_back_as_written(fresh_database: str, count: int) -> None:
+@pytest.mark.parametrize(("count", "in_pipeline"), [(1, False), (5, False), (COPY_FROM + 3, False),
+                                                     (COPY_FROM + 3, True)])
+def test_rows_come_back_as_written(fresh_database: str, count: int, in_pipeline: bool) -> None:
     written = [_member(i) for i in range(count)]
     paid = [_order(i) for i in range(count)]
     engine = get_engine(fresh_database)
-    with unit_of_work(engine) as conn:
+    with unit_of_work(engine) as conn, pipelined(conn) if in_pipeline else nullcontext():
         bulk_insert(conn, members, written)
         bulk_insert(conn, orders, paid)
     with unit_of_work(engine) as conn:

@@ -35,3 +35,9 @@ def test_amounts_and_times() -> None:
     at = datetime(2026, 11, 11, 0, 0, 1, 5, tzinfo=UTC)
     assert dumps({"whole": Decimal("300.00"), "part": Decimal("0.1"), "at": at, "text": "会员"}) == (
         '{"whole":300,"part":0.1,"at":"2026-11-11T00:00:01.000005+00:00","text":"会员"}')
+
+
+def test_non_finite_numbers_are_written_as_the_standard_encoder_writes_them() -> None:
+    # orjson would write null; the standard encoder's NaN is refused by PostgreSQL's JSONB, as it always was
+    for value in ({"x": float("nan")}, [float("inf"), None], {"y": [-float("inf")]}):
+        assert dumps(value) == _STANDARD.encode(value)
