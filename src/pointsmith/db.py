@@ -227,9 +227,9 @@ def values_table(conn: Connection, columns: dict[str, str], rows: Sequence[Seque
     the work of one JSON text, and more for the server to parse."""
     if is_postgres(conn):
         picks = ", ".join(f"CAST(e->>{i} AS {kind}) AS {name}" for i, (name, kind) in enumerate(columns.items()))
-        # LIMIT: the planner's row count (a set-returning function is guessed at 100 rows, and for so
-        # many it may scan a whole table where the few rows at hand want its index)
-        # (rounded up to a power of two: one statement text, prepared once, serves many row counts)
+        # LIMIT tells the planner how many rows (it guesses 100 for a set-returning function, and for
+        # so many may scan a whole table where the few at hand want its index); a power of two, so
+        # that one statement text, prepared once, serves many row counts
         limit = 1 << (len(rows) - 1).bit_length()
         return (f"(SELECT {picks} FROM json_array_elements(%s::json) AS e LIMIT {limit})",  # noqa: S608
                 (_ROWS_ENCODER.encode(rows),))
@@ -238,6 +238,7 @@ def values_table(conn: Connection, columns: dict[str, str], rows: Sequence[Seque
 
 
 def _driver_value_json(value: Any) -> str:
+    """The text PostgreSQL parses back into the column's type, for the values JSON has no type for."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
