@@ -487,7 +487,7 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: list
     if is_postgres(conn) and len(rows) > 1:
         # one statement for all rows: psycopg's executemany would send (and we would format) one
         # statement per row, most of a small group's write time
-        source, params = values_table(conn, dict(zip(columns, _pg_types(table, tuple(columns)), strict=True)), rows)
+        source, params = values_table(conn, _typed(table, columns), rows)
         driver_execute(conn, f"INSERT INTO {table} ({names}) SELECT * FROM {source} AS v", params)  # noqa: S608
         return
     mark = "%s" if is_postgres(conn) else "?"
@@ -538,6 +538,11 @@ def _pg_types(table: str, columns: tuple[str, ...]) -> list[str]:
     return names
 
 
+def _typed(table: str, columns: Sequence[str]) -> dict[str, str]:
+    """Column name to PostgreSQL type name, as `values_table` takes them."""
+    return dict(zip(columns, _pg_types(table, tuple(columns)), strict=True))
+
+
 def _binary_copy_types(table: str, columns: tuple[str, ...]) -> list[str] | None:
     """PostgreSQL type names for a binary COPY into these columns (None: some column is not
     simple enough, e.g. JSON, and the text format is used). Binary skips formatting every
@@ -567,8 +572,7 @@ def update_rows(conn: Connection, table: str, key: str, columns: Sequence[str], 
     if is_postgres(conn) and len(rows) > 1 and len({row[-1] for row in rows}) == len(rows):
         # one statement for all rows, as insert_rows (only with distinct keys: UPDATE ... FROM applies
         # one source row per target row, where one statement per row applies each in turn)
-        names = [*columns, key]
-        source, params = values_table(conn, dict(zip(names, _pg_types(table, tuple(names)), strict=True)), rows)
+        source, params = values_table(conn, _typed(table, [*columns, key]), rows)
         sets = ", ".join(f"{c} = t.{c} + v.{c}" if increment else f"{c} = v.{c}" for c in columns)
         driver_execute(conn, f"UPDATE {table} AS t SET {sets} FROM {source} AS v WHERE t.{key} = v.{key}",  # noqa: S608
                        params)
