@@ -16,7 +16,7 @@ from pointsmith.errors import ValidationFailed
 from pointsmith.events import service
 from pointsmith.events.group_commit import GroupCommitter
 from pointsmith.events.validation import parse_event, parse_line
-from pointsmith.http import ClientKey, EngineDep
+from pointsmith.http import ClientKey, EngineDep, WireJSON
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 MAX_BATCH = 1000
@@ -44,19 +44,18 @@ async def _json(request: Request) -> Any:
     return parse_line((await request.body()).decode(errors="replace"))
 
 
-@router.post("", status_code=201, summary="Ingest one event", openapi_extra=_body(EventIn))
-async def post_event(request: Request, response: Response, key: ClientKey) -> dict[str, Any]:
+@router.post("", status_code=201, summary="Ingest one event", openapi_extra=_body(EventIn),
+             response_model=dict[str, Any], responses={200: {"description": "A duplicate: the stored outcome"}})
+async def post_event(request: Request, key: ClientKey) -> Response:
     event = parse_event(await _json(request))
     group_commit: GroupCommitter = request.app.state.group_commit
     done = await asyncio.wrap_future(group_commit.submit(event))
-    if done.status == "duplicate":
-        response.status_code = 200
-    return done.as_dict()
+    return WireJSON(done.as_dict(), status_code=200 if done.status == "duplicate" else 201)
 
 
 @router.post("/batch", summary=f"Ingest up to {MAX_BATCH} events; rejects are reported one by one",
-             openapi_extra=_body(BatchIn))
-async def post_batch(request: Request, engine: EngineDep, key: ClientKey) -> dict[str, Any]:
+             openapi_extra=_body(BatchIn), response_model=dict[str, Any])
+async def post_batch(request: Request, engine: EngineDep, key: ClientKey) -> Response:
     body = await _json(request)
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         raise ValidationFailed('the body must be {"events": [...]}')
@@ -69,7 +68,7 @@ async def post_batch(request: Request, engine: EngineDep, key: ClientKey) -> dic
         return {"accepted": result.accepted, "duplicate": result.duplicate, "rejected": result.rejected,
                 "results": result.results}
 
-    return await _run(work)
+    return WireJSON(await _run(work))
 
 
 @router.get("/{event_id}", summary="A stored event and its outcome")
