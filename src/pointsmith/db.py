@@ -127,6 +127,14 @@ def dumps(value: Any) -> str:
     return _ENCODER.encode(value) if b"null" in text else text.decode()
 
 
+def json_size(value: Any) -> int:
+    """Bytes of `value` as compact UTF-8 JSON (Decimals as their text): what a size limit counts."""
+    try:
+        return len(orjson.dumps(value, default=str))
+    except orjson.JSONEncodeError:  # an integer past 64 bits
+        return len(json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 def loads(text: str | bytes) -> Any:
     return _DECODER.decode(text) if isinstance(text, str) else json.loads(text, parse_float=Decimal)
 
@@ -405,18 +413,21 @@ def _tuples(rows: list[dict[str, Any]], columns: list[str], converters: list[Any
 
 
 def _converted(rows: Iterable[Sequence[Any]], converters: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Each row as a tuple, each column through its converter (None: as it is); only the columns
-    with a converter are touched in Python."""
-    convert = [(i, f) for i, f in enumerate(converters) if f is not None]
-    if not convert:
+    """Each row as a tuple, each column through its converter (None: as it is)."""
+    if all(f is None for f in converters):
         return [tuple(r) for r in rows]
-    out = []
-    for values in rows:
-        row = list(values)
-        for i, f in convert:
-            row[i] = f(row[i])
-        out.append(tuple(row))
-    return out
+    return list(map(_row_function(tuple(converters)), rows))
+
+
+@functools.lru_cache(maxsize=512)
+def _row_function(converters: tuple[Any, ...]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """`lambda r: (f0(r[0]), r[1], ...)` for these converters, made once: a row costs one call, not a
+    loop over its columns in Python (this runs for every row the hot paths write and read)."""
+    values = [f"f{i}(r[{i}])" if f is not None else f"r[{i}]" for i, f in enumerate(converters)]
+    scope = {f"f{i}": f for i, f in enumerate(converters) if f is not None}
+    made: Callable[[Sequence[Any]], tuple[Any, ...]] = eval(  # noqa: S307 (the text is ours: names and indexes)
+        f"lambda r: ({', '.join(values)},)", scope)
+    return made
 
 
 def driver_execute(conn: Connection, sql: str, params: Any = (), *, many: bool = False) -> list[Any]:

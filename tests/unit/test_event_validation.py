@@ -69,3 +69,17 @@ def test_a_number_that_is_not_finite_is_refused_in_any_attribute(text: str) -> N
             f' "attributes": {{"order_id": "o", "amount": 5, "score": {text}}}}}')
     with pytest.raises(ValidationFailed, match=r"attributes\.score: must be a finite number"):
         parse_event(parse_line(line))
+
+
+def test_attributes_are_limited_by_their_bytes_as_compact_utf8_json() -> None:
+    from pointsmith.events.validation import MAX_ATTRIBUTES_BYTES
+
+    frame = len('{"note":""}')
+    fits = parse_event(event("1", "custom.note", note="x" * (MAX_ATTRIBUTES_BYTES - frame)))
+    assert len(fits.attributes["note"]) == MAX_ATTRIBUTES_BYTES - frame
+    with pytest.raises(ValidationFailed, match="larger than 65536 bytes"):
+        parse_event(event("1", "custom.note", note="x" * (MAX_ATTRIBUTES_BYTES - frame + 1)))
+    with pytest.raises(ValidationFailed, match="larger than"):  # a character of three bytes counts three
+        parse_event(event("1", "custom.note", note="十" * ((MAX_ATTRIBUTES_BYTES - frame) // 3 + 1)))
+    with pytest.raises(ValidationFailed, match="larger than"):  # integers past 64 bits are counted too
+        parse_event(event("1", "custom.note", big=[2**70] * 4000))

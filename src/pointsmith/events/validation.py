@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from pointsmith.clock import iso
-from pointsmith.db import loads
+from pointsmith.db import json_size, loads
 from pointsmith.errors import ValidationFailed
 from pointsmith.members.service import MEMBER_ID, Verification
 
@@ -78,7 +78,7 @@ def parse_event(raw: Any) -> Event:
     if not isinstance(attributes, dict):
         raise ValidationFailed("attributes: must be a JSON object")
     attributes = {k: _exact(k, v) for k, v in attributes.items()}
-    if len(json.dumps(attributes, default=str)) > MAX_ATTRIBUTES_BYTES:
+    if json_size(attributes) > MAX_ATTRIBUTES_BYTES:
         raise ValidationFailed(f"attributes: larger than {MAX_ATTRIBUTES_BYTES} bytes")
     check = STANDARD_TYPES.get(kind)
     if check:

@@ -1,7 +1,6 @@
 """Member operations. Every function takes the connection first and never commits."""
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock
-from pointsmith.db import is_postgres, plain_json
+from pointsmith.db import is_postgres, json_size, plain_json
 from pointsmith.errors import InvalidMemberState, MemberExists, UnknownMember, ValidationFailed
 from pointsmith.members.tables import members
 
@@ -76,7 +75,7 @@ def check_member_id(member_id: Any) -> str:
 def check_attributes(attributes: Any) -> dict[str, Any]:
     if not isinstance(attributes, dict) or not all(isinstance(k, str) for k in attributes):
         raise ValidationFailed("attributes must be a JSON object")
-    if len(json.dumps(attributes, default=str)) > MAX_ATTRIBUTES_BYTES:
+    if json_size(attributes) > MAX_ATTRIBUTES_BYTES:
         raise ValidationFailed(f"attributes are larger than {MAX_ATTRIBUTES_BYTES} bytes")
     return attributes
 
