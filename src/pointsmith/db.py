@@ -164,6 +164,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         # the default page cache (2 MB) makes index upkeep read pages back once tables outgrow it
         cur.execute("PRAGMA cache_size=-131072")
+        # A checkpoint copies the WAL's pages into the database and syncs both; by default every 1,000
+        # pages (4 MB), which an import reaches every few batches. At 20,000 (an 80 MB WAL) a page
+        # that many batches change (an index's, a balance's) is copied once for all of them: the
+        # commits of a 60,000-event import took 1.3 s instead of 2.3-2.5 s.
+        cur.execute("PRAGMA wal_autocheckpoint=20000")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
