@@ -148,9 +148,10 @@ def _twin(conn: Any, table: str, name: str, *, postgres: bool, indexed: bool) ->
                                             rf"CREATE \1INDEX {name}_\2 ON {name} ", sql))
 
 
-def raw_floor(url: str, n: int, counts: dict[str, int], prefix: str, *, indexed: bool) -> float:
+def raw_floor(url: str, n: int, counts: dict[str, int], prefix: str, *, indexed: bool, write: bool = True) -> float:
     """Seconds of executemany of every row the import left into twins named `prefix` + table. Rows are
-    read back in step (streamed, untimed, in the order they were written) so memory stays flat."""
+    read back in step (streamed, untimed, in the order they were written) so memory stays flat.
+    `write=False` does all of it but the inserts (bench/instructions.py counts the difference)."""
     engine = get_engine(url)
     postgres = engine.dialect.name == "postgresql"
     batches = max(n // 1000, 1)
@@ -181,7 +182,7 @@ def raw_floor(url: str, n: int, counts: dict[str, int], prefix: str, *, indexed:
             if not postgres:  # the engine's SQLite connections leave BEGIN to the caller
                 out.execute("BEGIN IMMEDIATE")
             for t, rows in chunk.items():
-                if rows:
+                if rows and write:
                     out.executemany(f"INSERT INTO {prefix}{t} VALUES ({', '.join([mark] * width[t])})", rows)
             writer.commit()
             spent += time.perf_counter() - started
