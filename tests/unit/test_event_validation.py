@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from pointsmith.errors import ValidationFailed
-from pointsmith.events.validation import parse_event, parse_line
+from pointsmith.events.validation import MAX_ATTRIBUTES_BYTES, parse_event, parse_line
 from tests.factories import event
 
 
@@ -72,8 +72,6 @@ def test_a_number_that_is_not_finite_is_refused_in_any_attribute(text: str) -> N
 
 
 def test_attributes_are_limited_by_their_bytes_as_compact_utf8_json() -> None:
-    from pointsmith.events.validation import MAX_ATTRIBUTES_BYTES
-
     frame = len('{"note":""}')
     fits = parse_event(event("1", "custom.note", note="x" * (MAX_ATTRIBUTES_BYTES - frame)))
     assert len(fits.attributes["note"]) == MAX_ATTRIBUTES_BYTES - frame
