@@ -8,12 +8,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from pointsmith import __version__
 from pointsmith.analytics.routes import router as reports_router
 from pointsmith.benefits.routes import router as benefits_router
 from pointsmith.db import get_engine, read_only
 from pointsmith.events.group_commit import GroupCommitter
+from pointsmith.events.routes import lane as events_lane
 from pointsmith.events.routes import router as events_router
 from pointsmith.http import install_error_handlers
 from pointsmith.ledger.routes import router as points_router
@@ -30,13 +32,24 @@ with a stable `code`. Writes take an `Idempotency-Key` header (events use their 
 """
 
 
+class PointsmithAPI(FastAPI):
+    """FastAPI, except for single events: `POST /v1/events` is the route live traffic sends most, and
+    goes straight to its handler (`events.routes.lane`) past the framework's layers."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/events" and scope["method"] == "POST":
+            await events_lane(self.state, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(database_url: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         app.state.group_commit.close()  # commit what is queued before the process ends
 
-    app = FastAPI(title="Pointsmith", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = PointsmithAPI(title="Pointsmith", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.engine = get_engine(database_url)
     app.state.group_commit = GroupCommitter(app.state.engine)
     install_error_handlers(app)

@@ -40,11 +40,24 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(DomainError)
-    def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+def error_answer(exc: Exception, method: str, path: str) -> JSONResponse:
+    """The problem+json answer to a failure that is not about the request's syntax: the app's exception
+    handlers and the event lane (`events.routes.lane`, which runs outside FastAPI) both answer by it."""
+    if isinstance(exc, DomainError):
         return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+    trouble = unavailable(exc)
+    if trouble is not None:
+        # locked, unreachable or out of resources: nothing was written, the same request can be sent again
+        log.warning("database unavailable on %s %s: %s", method, path, trouble)
+        response = problem(503, "database_unavailable", "Database unavailable",
+                           "the database could not take the request now; nothing was written, send it again")
+        response.headers["Retry-After"] = "1"
+        return response
+    log.exception("unhandled error on %s %s", method, path, exc_info=exc)
+    return problem(500, "internal_error", "Internal error", "the server failed; the error is in its log")
 
+
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"path": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "message": e["msg"]}
@@ -57,23 +70,14 @@ def install_error_handlers(app: FastAPI) -> None:
         code = STATUS_CODES.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
 
-    def _database(request: Request, exc: Exception) -> JSONResponse:
-        # locked, unreachable or out of resources: nothing was written, the same request can be sent again
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, unavailable(exc))
-        response = problem(503, "database_unavailable", "Database unavailable",
-                           "the database could not take the request now; nothing was written, send it again")
-        response.headers["Retry-After"] = "1"
-        return response
+    def _answer(request: Request, exc: Exception) -> JSONResponse:
+        return error_answer(exc, request.method, request.url.path)
 
-    # wrapped by SQLAlchemy, or straight from the driver (the hot paths below SQLAlchemy)
-    kinds: tuple[type[Exception], ...] = (sa.exc.OperationalError, *driver_operational_errors())
+    # database errors wrapped by SQLAlchemy, or straight from the driver (the hot paths below SQLAlchemy)
+    kinds: tuple[type[Exception], ...] = (DomainError, sa.exc.OperationalError, *driver_operational_errors(),
+                                          Exception)
     for kind in kinds:
-        app.add_exception_handler(kind, _database)
-
-    @app.exception_handler(Exception)
-    def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem(500, "internal_error", "Internal error", "the server failed; the error is in its log")
+        app.add_exception_handler(kind, _answer)
 
 
 # The dependencies are async so that they run on the event loop: a sync one costs a trip to the
@@ -94,13 +98,18 @@ def _authenticate(engine: Engine, authorization: str | None) -> ApiKey:
     return auth.authenticate(engine, token)
 
 
+def authorize(engine: Engine, authorization: str | None, scope: Scope) -> ApiKey:
+    """The key of an `Authorization` header, if it may use a route that needs `scope`."""
+    key = _authenticate(engine, authorization)
+    if not key.allows(scope):
+        raise Forbidden(f"this route needs an {scope.value} key")
+    return key
+
+
 def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
     async def dependency(engine: EngineDep,
                    authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> ApiKey:
-        key = _authenticate(engine, authorization)
-        if not key.allows(scope):
-            raise Forbidden(f"this route needs an {scope.value} key")
-        return key
+        return authorize(engine, authorization, scope)
 
     return dependency
 
