@@ -71,9 +71,9 @@ async def ingest_one(state: State, authorization: str | None, body: Callable[[],
 async def lane(state: State, scope: Scope, receive: Receive, send: Send) -> None:
     """`POST /v1/events` as plain ASGI, ahead of FastAPI (`app.PointsmithAPI`). Under load the
     framework's layers around this one route (eight middlewares, routing, dependency solving) cost
-    about as much server time as ingesting the event: without them one server process answered
-    1,020-1,030 single events a second instead of 740-800 (bench/README.md). Same answers: the
-    route's own function behind it, failures by the app's error answer."""
+    about as much server time as ingesting the event: without them one server process answers
+    10-40% more single events a second (bench/README.md). Same answers: the route's own function
+    behind it, failures by the app's error answer."""
 
     async def body() -> bytes:
         chunks = []
