@@ -73,7 +73,8 @@ def install_error_handlers(app: FastAPI) -> None:
     def _answer(request: Request, exc: Exception) -> JSONResponse:
         return error_answer(exc, request.method, request.url.path)
 
-    # database errors wrapped by SQLAlchemy, or straight from the driver (the hot paths below SQLAlchemy)
+    # ours, the database's (wrapped by SQLAlchemy, or straight from the driver on the hot paths below it),
+    # and anything else (Exception: a 500, answered outermost by Starlette, which then re-raises it)
     kinds: tuple[type[Exception], ...] = (DomainError, sa.exc.OperationalError, *driver_operational_errors(),
                                           Exception)
     for kind in kinds:
@@ -91,16 +92,12 @@ async def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def _authenticate(engine: Engine, authorization: str | None) -> ApiKey:
+def authorize(engine: Engine, authorization: str | None, scope: Scope) -> ApiKey:
+    """The key of an `Authorization` header, if it may use a route that needs `scope`."""
     token = None
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
-    return auth.authenticate(engine, token)
-
-
-def authorize(engine: Engine, authorization: str | None, scope: Scope) -> ApiKey:
-    """The key of an `Authorization` header, if it may use a route that needs `scope`."""
-    key = _authenticate(engine, authorization)
+    key = auth.authenticate(engine, token)
     if not key.allows(scope):
         raise Forbidden(f"this route needs an {scope.value} key")
     return key
