@@ -94,10 +94,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 def authorize(engine: Engine, authorization: str | None, scope: Scope) -> ApiKey:
     """The key of an `Authorization` header, if it may use a route that needs `scope`."""
-    token = None
-    if authorization and authorization.lower().startswith("bearer "):
-        token = authorization[7:].strip()
-    key = auth.authenticate(engine, token)
+    key = auth.authenticate(engine, auth.bearer_token(authorization))
     if not key.allows(scope):
         raise Forbidden(f"this route needs an {scope.value} key")
     return key

@@ -15,10 +15,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import audit, clock
 from pointsmith.auth.tables import api_keys
-from pointsmith.db import read_one
+from pointsmith.db import driver_execute, driver_in, read_one
 from pointsmith.errors import NotFound, Unauthorized, ValidationFailed
 
 PREFIX = "psk"
+UNKNOWN_KEY = "unknown or revoked API key"
 
 
 class Scope(StrEnum):
@@ -54,15 +55,32 @@ def create_key(conn: Connection, scope: Scope | str, *, name: str = "", actor: s
     return ApiKey(key_id, scope, name), token
 
 
-def authenticate(engine: Engine, token: str | None) -> ApiKey:
-    """The key a request presents (asked on every request: one driver round trip, no transaction)."""
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <key>` header."""
+    token = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else ""
     if not token:
         raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
+    return token
+
+
+def authenticate(engine: Engine, token: str) -> ApiKey:
+    """The key a request presents (asked on every request: one driver round trip, no transaction)."""
     row = read_one(engine, "SELECT id, scope, name FROM api_keys WHERE secret_hash = {mark} AND revoked_at IS NULL",
                    (hash_secret(token),))
     if row is None:
-        raise Unauthorized("unknown or revoked API key")
+        raise Unauthorized(UNKNOWN_KEY)
     return ApiKey(row[0], Scope(row[1]), row[2])
+
+
+def active_keys(conn: Connection, tokens: set[str]) -> dict[str, ApiKey]:
+    """The active keys among `tokens`, by token, in one read inside `conn`'s transaction (the group
+    commit checks the keys of every event it takes at once)."""
+    hashes = {hash_secret(t): t for t in tokens}
+    match, params = driver_in(conn, list(hashes))
+    return {hashes[secret]: ApiKey(key_id, Scope(scope), name) for secret, key_id, scope, name in driver_execute(
+        conn, f"SELECT secret_hash, id, scope, name FROM api_keys WHERE secret_hash {match} "  # noqa: S608
+        "AND revoked_at IS NULL", params)}
+
 
 
 def revoke(conn: Connection, key_id: str, *, actor: str = "cli") -> None:

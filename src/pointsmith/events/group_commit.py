@@ -9,6 +9,10 @@ own event's outcome. Nobody waits for a batch to fill: an event that arrives
 while the writer is busy goes with the next transaction, so under light load
 a batch is one event and under heavy load it grows with the queue.
 
+The writer also checks the API key each event came with, every distinct key
+of a group in one read inside its transaction: a request's key check would
+otherwise be a database round trip of its own, on the server's event loop.
+
 An event's outcome is what it would be alone: rejects are per event (the rest
 of the batch goes through), and duplicates within a batch are found as across
 batches. If the transaction fails on something one event brought, each event
@@ -22,16 +26,17 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from pointsmith.auth import service as auth
 from pointsmith.db import unavailable, unit_of_work
-from pointsmith.errors import DomainError
+from pointsmith.errors import DomainError, Forbidden, Unauthorized
 from pointsmith.events import service
 from pointsmith.events.service import Ingested
 from pointsmith.events.validation import Event
 
 MAX_GROUP = 500  # a bound on one transaction's size (and on the first answer's wait)
-_Item = tuple[Event, "Future[Ingested]"]
+_Item = tuple[Event, str, "Future[Ingested]"]  # the event, its sender's API key, its answer
 
 
 class GroupCommitter:
@@ -41,11 +46,12 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, event: Event) -> Future[Ingested]:
-        """The event's outcome, once its transaction has committed (or its DomainError)."""
+    def submit(self, event: Event, token: str) -> Future[Ingested]:
+        """The event's outcome, once its transaction has committed (or its DomainError), if `token` is an
+        active API key (that may send events: any key)."""
         future: Future[Ingested] = Future()
         self._start()
-        self._queue.put((event, future))
+        self._queue.put((event, token, future))
         return future
 
     def close(self) -> None:
@@ -68,7 +74,7 @@ class GroupCommitter:
             group: list[_Item] = []
             item = self._queue.get()
             while item is not None:  # take what is waiting now, without waiting for more
-                if item[1].set_running_or_notify_cancel():  # a request given up on (cancelled) is dropped
+                if item[2].set_running_or_notify_cancel():  # a request given up on (cancelled) is dropped
                     group.append(item)
                 if len(group) == MAX_GROUP:
                     break
@@ -83,10 +89,13 @@ class GroupCommitter:
             except BaseException as e:  # whatever it was, its requests get an answer and the writer goes on
                 _fail(group, e)
 
-    def _commit(self, group: list[_Item], *, again: bool = False) -> None:
+    def _commit(self, group: list[_Item], *, again: bool = False, keys_checked: bool = False) -> None:
         try:
             with unit_of_work(self._engine) as conn:
-                outcomes = service.apply_all(conn, [event for event, _ in group])
+                if not keys_checked:
+                    group = _with_keys(conn, group)  # (the refused are answered)
+                    keys_checked = True
+                outcomes = service.apply_all(conn, [event for event, _, _ in group])
         except Exception as e:
             trouble = unavailable(e)
             if trouble is not None:
@@ -94,25 +103,40 @@ class GroupCommitter:
                 # tried once more as a whole; anything else (a lock timeout, a lost connection) fails
                 # the group at once (its senders retry safely: the event id is the idempotency key)
                 if not again and str(getattr(trouble, "sqlstate", "") or "").startswith("40"):
-                    self._commit(group, again=True)
+                    self._commit(group, again=True, keys_checked=keys_checked)
                     return
                 _fail(group, e)
                 return
             # the transaction failed on something of one event's: find which
             if len(group) > 1:
                 for item in group:
-                    self._commit([item])
+                    self._commit([item], keys_checked=keys_checked)
                 return
             _fail(group, e)  # the route answers it (and logs it) as any failed request
             return
-        for (_, future), outcome in zip(group, outcomes, strict=True):
+        for (_, _, future), outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, DomainError):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
 
 
+def _with_keys(conn: Connection, group: list[_Item]) -> list[_Item]:
+    """The items whose key may send events; the others are answered 401 (or 403)."""
+    keys = auth.active_keys(conn, {token for _, token, _ in group})
+    out = []
+    for item in group:
+        key = keys.get(item[1])
+        if key is None:
+            item[2].set_exception(Unauthorized(auth.UNKNOWN_KEY))
+        elif not key.allows(auth.Scope.client):
+            item[2].set_exception(Forbidden(f"this route needs an {auth.Scope.client.value} key"))
+        else:
+            out.append(item)
+    return out
+
+
 def _fail(group: list[_Item], error: BaseException) -> None:
-    for _, future in group:
+    for _, _, future in group:
         if not future.done():
             future.set_exception(error)

@@ -15,8 +15,9 @@ from starlette.types import Receive, Scope, Send
 
 from pointsmith import collector
 from pointsmith.auth.service import Scope as KeyScope
+from pointsmith.auth.service import bearer_token
 from pointsmith.db import read_only, unit_of_work
-from pointsmith.errors import ValidationFailed
+from pointsmith.errors import DomainError, ValidationFailed
 from pointsmith.events import service
 from pointsmith.events.group_commit import GroupCommitter
 from pointsmith.events.validation import parse_event, parse_line
@@ -60,11 +61,16 @@ async def post_event(request: Request) -> Response:
 
 
 async def ingest_one(state: State, authorization: str | None, body: Callable[[], Awaitable[bytes]]) -> Response:
-    """`POST /v1/events`: the key, then the event, handed to the group commit (`group_commit.py`)."""
-    authorize(state.engine, authorization, KeyScope.client)
-    event = parse_event(_parse(await body()))
+    """`POST /v1/events`: the event and its key, handed to the group commit (`group_commit.py`), which
+    checks the key."""
+    token = bearer_token(authorization)
+    try:
+        event = parse_event(_parse(await body()))
+    except DomainError:
+        authorize(state.engine, authorization, KeyScope.client)  # an unknown key answers 401 before a bad body
+        raise
     group_commit: GroupCommitter = state.group_commit
-    done = await asyncio.wrap_future(group_commit.submit(event))
+    done = await asyncio.wrap_future(group_commit.submit(event, token))
     return WireJSON(done.as_dict(), status_code=200 if done.status == "duplicate" else 201)
 
 

@@ -42,6 +42,7 @@ async def _answers(asgi: Any, prefix: str, key: str) -> list[tuple[int, str, Any
     known = {"Authorization": f"Bearer {key}"}
     sends: list[tuple[dict[str, str], bytes]] = [
         ({}, first), ({"Authorization": "Bearer nope"}, first),  # no key, an unknown key
+        ({"Authorization": "Bearer nope"}, b"[1]"),  # an unknown key comes before a bad body
         (known, b"[1]"), (known, b"{not json"), (known, first.replace(f"{prefix}-m".encode(), b"")),  # invalid
         (known, first), (known, first), (known, changed)]  # accepted, a duplicate, a conflict
     answers = []
@@ -63,10 +64,10 @@ async def test_the_lane_answers_as_the_route_does(app: FastAPI) -> None:
     by_route = await _answers(route_only, "route", key)
     assert by_lane == by_route
     codes = [(status, body.get("code")) for status, _, body in by_lane]
-    assert codes == [(401, "unauthorized"), (401, "unauthorized"), (422, "validation_error"), (422, "validation_error"),
+    assert codes == [(401, "unauthorized")] * 3 + [(422, "validation_error"), (422, "validation_error"),
                      (422, "validation_error"), (201, None), (200, None), (409, "idempotency_conflict")]
     assert {kind for status, kind, _ in by_lane if status >= 400} == {PROBLEM}
-    assert by_lane[5][1] == "application/json" and by_lane[5][2]["outcome"]["points"] == 80  # floor(80.50)
+    assert by_lane[6][1] == "application/json" and by_lane[6][2]["outcome"]["points"] == 80  # floor(80.50)
 
 
 @pytest.mark.anyio
