@@ -221,11 +221,17 @@ def bench_http(url: str, seconds: float, after: int, workers: int = 16) -> dict[
         floor = _load(port, seconds, workers, lambda _: ("GET", "/health", None, {}), 200)
         single = _load(port, seconds, workers,
                        lambda i: ("POST", "/v1/events", json.dumps(event(after + i, "h")), headers), 201)
+        after += 10_000 * int(seconds)  # past the single events' (never 10,000 a second here)
+        one, sent = _batch(base, headers, seconds, after)
+        # a second client keeps the server busy while the first builds its next batch, and gives
+        # PostgreSQL's second server process work
+        two, _ = _batch(base, headers, seconds, after + sent, clients=2)
+        batches = {"http_batch_events_per_second": one, "http_batch_2_clients_events_per_second": two}
         return {"http_server_workers": server_workers,
                 **{f"http_health_{k}": v for k, v in floor.items()},
                 **{f"http_single_{k}": v for k, v in single.items()},
                 "http_single_vs_health_rps": round(single["requests_per_second"] / floor["requests_per_second"], 2),
-                **_batch(base, headers, seconds, after)}
+                **batches}
     finally:
         server.terminate()
         server.wait(10)
@@ -265,17 +271,29 @@ def _load(port: int, seconds: float, workers: int,
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1)}
 
 
-def _batch(base: str, headers: dict[str, str], seconds: float, after: int) -> dict[str, Any]:
-    sent = 0
+def _batch(base: str, headers: dict[str, str], seconds: float, after: int, clients: int = 1) -> tuple[int, int]:
+    """Batches of 1,000 events from `clients` threads, each waiting for its answer before sending
+    again: events/s, and how many were sent. The events continue the history, each batch the next
+    1,000 (so batches in flight at once are of different members)."""
+    sent = []
+    numbers = iter(range(10**9))
+    lock = threading.Lock()
     deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        with httpx.Client(headers=headers, timeout=120) as http:
+            while time.monotonic() < deadline:
+                with lock:
+                    first = after + 1000 * next(numbers)
+                r = http.post(base + "/v1/events/batch", json={"events": [event(first + i, "bb") for i in range(1000)]})
+                assert r.status_code == 200 and r.json()["accepted"] == 1000, r.text[:300]
+                sent.append(1000)
+
     started = time.perf_counter()
-    with httpx.Client(headers=headers, timeout=120) as client:
-        while time.monotonic() < deadline:
-            batch = [event(after + sent + i, "bb") for i in range(1000)]
-            r = client.post(base + "/v1/events/batch", json={"events": batch})
-            assert r.status_code == 200 and r.json()["accepted"] == 1000, r.text[:300]
-            sent += 1000
-    return {"http_batch_events_per_second": round(sent / (time.perf_counter() - started))}
+    with ThreadPoolExecutor(clients) as pool:
+        for f in [pool.submit(client) for _ in range(clients)]:
+            f.result()
+    return round(sum(sent) / (time.perf_counter() - started)), sum(sent)
 
 
 def main() -> None:

@@ -445,9 +445,22 @@ def driver_execute(conn: Connection, sql: str, params: Any = (), *, many: bool =
             cursor.executemany(sql, params)
             return []
         cursor.execute(sql, params)
-        return list(cursor.fetchall()) if cursor.description else []
+        return list(cursor.fetchall()) if _returns_rows(cursor) else []
     finally:
         cursor.close()
+
+
+_TUPLES_OK = 2  # libpq's PGRES_TUPLES_OK (psycopg.pq.ExecStatus.TUPLES_OK)
+
+
+def _returns_rows(cursor: Any) -> bool:
+    """Whether the statement just run returned rows. psycopg's `description` builds a column object
+    for every column each time it is read (5 µs for a few columns; this runs for every statement the
+    hot paths read with), so its raw result's status is asked instead."""
+    result = getattr(cursor, "pgresult", cursor)
+    if result is cursor:  # sqlite3
+        return cursor.description is not None
+    return result is not None and result.status == _TUPLES_OK
 
 
 def select_rows(conn: Connection, table: sa.Table, columns: Sequence[str], where: str,

@@ -4,9 +4,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from pointsmith.db import get_engine
+from pointsmith.events import importing
 from tests.databases import create_database, drop_database
 from tests.e2e.conftest import Cli, serving
-from tests.factories import SIMPLE_PROGRAM
+from tests.factories import SIMPLE_PROGRAM, event
 
 BROKEN = SIMPLE_PROGRAM.replace("threshold: 100", "threshold: 0").replace("floor(event.amount)", "open('x')", 1)
 
@@ -172,3 +176,28 @@ def test_a_parallel_import_refuses_what_needs_file_order(cli: Cli) -> None:
         r = cli.run("events", "import", str(orders), "--workers", "2", check=False)
         assert r.returncode != 0 and "'order' has a budget" in r.stderr
         assert cli.json("events", "import", str(orders), "--json")["accepted"] == 3  # one worker takes it
+
+
+def _analyzed(url: str) -> dict[str, int]:
+    """How often each table has been analyzed (by hand, not by autovacuum)."""
+    with get_engine(url).connect() as conn:
+        return dict(conn.execute(sa.text("SELECT relname, analyze_count FROM pg_stat_user_tables")).all())
+
+
+def test_an_import_that_grows_the_tables_past_a_tenth_brings_the_planner_statistics_up_to_date(cli: Cli) -> None:
+    cli.run("program", "apply", str(cli.write("p.yaml", SIMPLE_PROGRAM)))
+
+    def import_orders(prefix: str, count: int) -> None:
+        path = cli.write(f"{prefix}.ndjson", "".join(json.dumps(event(f"{prefix}{i}", member=f"m{i % 7}",
+                                                                      order_id=f"{prefix}o{i}", amount=3)) + "\n"
+                                                     for i in range(count)))
+        assert cli.json("events", "import", str(path))["accepted"] == count
+
+    if not cli.db.startswith("postgresql"):
+        import_orders("s", 60)
+        return  # SQLite keeps no statistics unless asked to (ANALYZE), and plans well without them
+    import_orders("a", 120)  # into an empty database: more than 50
+    after_first = _analyzed(cli.db)
+    assert {t.name for t in importing.FILLED} <= {t for t, n in after_first.items() if n == 1}
+    import_orders("b", 12)  # not a tenth of 120 (and under 50): left to autovacuum
+    assert _analyzed(cli.db) == after_first

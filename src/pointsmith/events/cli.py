@@ -49,6 +49,7 @@ def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for stan
         else:
             totals, errors = importing.import_stream(target, stream, lambda n: progress.advance(task, n),
                                                      replay=ReplayClock() if replay else None)
+    importing.refresh_statistics(target, totals["accepted"])
     summary = {**totals, "errors": errors}
     if as_json:
         print_json(summary)
