@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pointsmith.auth import service as auth
 from pointsmith.auth.service import ApiKey, Scope
 from pointsmith.db import driver_operational_errors, json_default, unavailable
-from pointsmith.errors import DomainError, Forbidden
+from pointsmith.errors import DomainError
 
 log = logging.getLogger("pointsmith.http")
 PROBLEM = "application/problem+json"
@@ -94,10 +94,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 def authorize(engine: Engine, authorization: str | None, scope: Scope) -> ApiKey:
     """The key of an `Authorization` header, if it may use a route that needs `scope`."""
-    key = auth.authenticate(engine, auth.bearer_token(authorization))
-    if not key.allows(scope):
-        raise Forbidden(f"this route needs an {scope.value} key")
-    return key
+    return auth.permitted(auth.active_key(engine, auth.bearer_token(authorization)), scope)
 
 
 def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:

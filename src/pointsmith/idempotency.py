@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import Json, UtcDateTime, advisory_lock, metadata
+from pointsmith.db import Json, Read, UtcDateTime, advisory_lock, metadata
 from pointsmith.errors import Conflict, DomainError, IdempotencyConflict
 
 idempotency_keys = sa.Table(
@@ -60,12 +60,14 @@ def lock(conn: Connection, scope: str, key: str) -> None:
     advisory_lock(conn, _lock_name(scope, key))
 
 
-def lock_many(conn: Connection, scope: str, keys: list[str]) -> None:
-    """`lock` for many keys in one statement, in a fixed order so two batches never deadlock."""
-    if conn.dialect.name == "postgresql" and keys:
-        names = sorted({_lock_name(scope, k) for k in keys})
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(n, 0)) "
-                             "FROM unnest(CAST(:names AS text[])) AS n ORDER BY n"), {"names": names})
+def lock_many_read(conn: Connection, scope: str, keys: list[str]) -> Read | None:
+    """`lock` for many keys in one statement, in a fixed order so two batches never deadlock, as a read
+    to run before others (`db.read_together`); none is needed on SQLite (one writer at a time)."""
+    if conn.dialect.name != "postgresql" or not keys:
+        return None
+    names = sorted({_lock_name(scope, k) for k in keys})
+    return Read("SELECT pg_advisory_xact_lock(hashtextextended(n, 0)) FROM unnest(%s::text[]) AS n ORDER BY n",
+                (names,), lambda _: None)
 
 
 def _lock_name(scope: str, key: str) -> str:

@@ -16,10 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 from pointsmith import audit, clock
 from pointsmith.auth.tables import api_keys
 from pointsmith.db import driver_execute, driver_in, read_one
-from pointsmith.errors import NotFound, Unauthorized, ValidationFailed
+from pointsmith.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 
 PREFIX = "psk"
-UNKNOWN_KEY = "unknown or revoked API key"
 
 
 class Scope(StrEnum):
@@ -63,13 +62,11 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-def authenticate(engine: Engine, token: str) -> ApiKey:
-    """The key a request presents (asked on every request: one driver round trip, no transaction)."""
+def active_key(engine: Engine, token: str) -> ApiKey | None:
+    """The active key of `token`, if any (asked on every request: one driver round trip, no transaction)."""
     row = read_one(engine, "SELECT id, scope, name FROM api_keys WHERE secret_hash = {mark} AND revoked_at IS NULL",
                    (hash_secret(token),))
-    if row is None:
-        raise Unauthorized(UNKNOWN_KEY)
-    return ApiKey(row[0], Scope(row[1]), row[2])
+    return ApiKey(row[0], Scope(row[1]), row[2]) if row is not None else None
 
 
 def active_keys(conn: Connection, tokens: set[str]) -> dict[str, ApiKey]:
@@ -81,6 +78,14 @@ def active_keys(conn: Connection, tokens: set[str]) -> dict[str, ApiKey]:
         conn, f"SELECT secret_hash, id, scope, name FROM api_keys WHERE secret_hash {match} "  # noqa: S608
         "AND revoked_at IS NULL", params)}
 
+
+def permitted(key: ApiKey | None, scope: Scope) -> ApiKey:
+    """`key` (as found: None if unknown or revoked), if it may use a route that needs `scope`."""
+    if key is None:
+        raise Unauthorized("unknown or revoked API key")
+    if not key.allows(scope):
+        raise Forbidden(f"this route needs an {scope.value} key")
+    return key
 
 
 def revoke(conn: Connection, key_id: str, *, actor: str = "cli") -> None:

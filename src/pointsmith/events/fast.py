@@ -25,15 +25,16 @@ from sqlalchemy.engine import Connection
 
 from pointsmith import clock
 from pointsmith.db import (
+    Read,
     bulk_insert,
-    driver_execute,
     driver_in,
     in_list,
     is_postgres,
     loads,
     member_bounds,
     pipelined,
-    select_rows,
+    read_together,
+    select_read,
     time_from_driver,
     values_table,
 )
@@ -42,8 +43,9 @@ from pointsmith.events.tables import events
 from pointsmith.events.validation import Event
 from pointsmith.growth import service as growth
 from pointsmith.growth.tables import growth_entries
-from pointsmith.idempotency import lock_many
+from pointsmith.idempotency import lock_many_read
 from pointsmith.ledger.service import CreditRequest, post_credits
+from pointsmith.ledger.writer import PointState, balances_read
 from pointsmith.members.service import Member, Status, random_invite_code
 from pointsmith.members.tables import members
 from pointsmith.program import service as programs
@@ -92,11 +94,14 @@ class FastResult:
 def ingest_run(conn: Connection, run: list[Event]) -> FastResult:
     """Ingest a prefix of `run` set-based; stops before the first event that has to go the per-event way."""
     timeline = programs.timeline(conn)
-    lock_many(conn, "event", [e.id for e in run])  # the same event sent twice at once is applied once
-    seen = _seen(conn, [e.id for e in run])
+    ids = [e.id for e in run]
+    # the same event sent twice at once is applied once: its id's lock, then what is stored under the
+    # id, then the run's members (locked), in one round trip (each statement after the one before it)
+    lock = lock_many_read(conn, "event", ids)
+    *_, seen, locked = read_together(conn, [*([lock] if lock else []), _seen_read(conn, ids),
+                                            _members_read(conn, sorted({e.member_id for e in run}))])
     window = _window(timeline, run)
-    states = _load(conn, run, timeline, window)
-    orders_seen = _orders(conn, run)
+    states, orders_seen, balances = _load(conn, run, timeline, window, locked)
     results: list[tuple[str, dict[str, Any]] | DomainError] = []
     credits: list[CreditRequest] = []
     new_members: list[Member] = []
@@ -127,7 +132,7 @@ def ingest_run(conn: Connection, run: list[Event]) -> FastResult:
                                "attributes": event.attributes, "body_hash": event.body_hash, "outcome": outcome})
         results.append(("accepted", outcome))
         done += 1
-    _write(conn, new_members, credits, rows, timeline)
+    _write(conn, new_members, credits, rows, timeline, balances)
     _refresh_tiers(conn, timeline, rows["growth"], states, window)
     return FastResult(done, results)
 
@@ -265,46 +270,74 @@ def _new_member(event: Event) -> Member:
                   random_invite_code(), None, event.occurred_at, None)
 
 
-def _seen(conn: Connection, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+def _seen_read(conn: Connection, ids: list[str]) -> Read:
+    """The stored body hash and outcome of each of these event ids that was received before."""
     match, params = driver_in(conn, ids)
-    return {event_id: (body_hash, outcome) for event_id, body_hash, outcome in select_rows(
-        conn, events, ["id", "body_hash", "outcome"], f"id {match}", params)}
+    return select_read(conn, events, ["id", "body_hash", "outcome"], f"id {match}", params).then(
+        lambda rows: {event_id: (body_hash, outcome) for event_id, body_hash, outcome in rows})
 
 
-def _load(conn: Connection, run: list[Event], timeline: list[programs.Version],
-          window: dict[str, datetime] | None) -> dict[str, _State]:
-    states = {m.id: _State(m) for m in _lock_members(conn, sorted({e.member_id for e in run}))}
-    if not states:
-        return states
+def _load(conn: Connection, run: list[Event], timeline: list[programs.Version], window: dict[str, datetime] | None,
+          locked: list[Member]) -> tuple[dict[str, _State], set[tuple[str, str]], dict[str, PointState]]:
+    """What the run needs of its (`locked`) members' past: growth, tier states, limit usage, orders
+    already paid, point balances, all read at once (`read_together`: on PostgreSQL one round trip)."""
+    states = {m.id: _State(m) for m in locked}
     known = list(states)
-    if window is not None:
-        for member_id, entries in growth.windows(conn, {m: window[m] for m in known}).items():
-            states[member_id].history = [(t, amount, kind == "earn") for t, amount, kind in entries]
-    else:
-        g = growth_entries.c
-        for member_id, t, amount, kind in conn.execute(
-                sa.select(g.member_id, g.effective_at, g.amount, g.kind).where(in_list(conn, g.member_id, known))
-                .order_by(g.member_id, g.effective_at, g.id)):
-            states[member_id].history.append((t, int(amount), kind == "earn"))
-    for member_id, row in tiers.states(conn, known).items():
+    pairs = sorted({(e.member_id, str(e.attributes["order_id"])) for e in run if e.type == "order.paid"})
+    reads = [_orders_read(conn, pairs)] if pairs else []
+    growth_since = {m: window[m] for m in known} if window is not None else None
+    if known:
+        history = [_histories_read(conn, known)] if growth_since is None else growth.window_reads(conn, growth_since)
+        reads += [tiers.states_read(conn, known), balances_read(conn, known), *history,
+                  *_usage_reads(conn, run, timeline, states)]
+    answers = iter(read_together(conn, reads))  # in the order of `reads`
+    orders_seen: set[tuple[str, str]] = next(answers) if pairs else set()
+    if not known:
+        return states, orders_seen, {}
+    tier_states, balances = next(answers), next(answers)
+    histories = next(answers) if growth_since is None else growth.windows_of(growth_since, next(answers),
+                                                                             next(answers))
+    for member_id, entries in histories.items():
+        states[member_id].history = [(t, amount, kind == "earn") for t, amount, kind in entries]
+    for member_id, row in tier_states.items():
         states[member_id].tier_state = row
         states[member_id].override = tiers.override_span(row)
-    _load_usage(conn, run, timeline, states)
-    return states
+    for found in answers:  # the usage reads' (member, rule, award) triples
+        for member_id, rule_key, award in found:
+            states[member_id].usage[rule_key].append(award)
+    return states, orders_seen, balances
 
 
-def _lock_members(conn: Connection, ids: list[str]) -> list[Member]:
+def _histories_read(conn: Connection, known: list[str]) -> Read:
+    """Whole growth histories (tier policies other than lifetime read everything), as `windows` gives them."""
+    match, params = driver_in(conn, known)
+
+    def answer(cursor: Any) -> dict[str, list[tuple[datetime, int, str]]]:
+        out: dict[str, list[tuple[datetime, int, str]]] = defaultdict(list)
+        for member_id, t, amount, kind in cursor.fetchall():
+            out[member_id].append((time_from_driver(t), int(amount), kind))
+        return out
+
+    return Read(f"SELECT member_id, effective_at, amount, kind FROM growth_entries WHERE member_id {match}"  # noqa: S608
+                " ORDER BY member_id, effective_at, id", params, answer)
+
+
+def _members_read(conn: Connection, ids: list[str]) -> Read:
     """The run's members, locked in id order on PostgreSQL (read for every run: straight to the driver)."""
     match, params = driver_in(conn, ids)
     lock = " FOR UPDATE" if is_postgres(conn) else ""
-    return [Member(member_id, Status(status), loads(attributes) if isinstance(attributes, str) else dict(attributes),
-                   {"email": bool(email), "phone": bool(phone), "real_name": bool(real_name)}, invite_code,
-                   invited_by, time_from_driver(joined_at), status_reason)
-            for member_id, status, attributes, email, phone, real_name, invite_code, invited_by, joined_at,
-            status_reason in driver_execute(
-                conn, "SELECT id, status, attributes, verified_email, verified_phone, verified_real_name, "  # noqa: S608
+
+    def answer(cursor: Any) -> list[Member]:
+        return [Member(member_id, Status(status),
+                       loads(attributes) if isinstance(attributes, str) else dict(attributes),
+                       {"email": bool(email), "phone": bool(phone), "real_name": bool(real_name)}, invite_code,
+                       invited_by, time_from_driver(joined_at), status_reason)
+                for member_id, status, attributes, email, phone, real_name, invite_code, invited_by, joined_at,
+                status_reason in cursor.fetchall()]
+
+    return Read("SELECT id, status, attributes, verified_email, verified_phone, verified_real_name, "  # noqa: S608
                 f"invite_code, invited_by, joined_at, status_reason FROM members WHERE id {match} ORDER BY id{lock}",
-                params)]
+                params, answer)
 
 
 # how far before an event the longest period of each limit can start
@@ -312,14 +345,15 @@ _REACH = {"day": timedelta(days=2), "week": timedelta(days=8), "month": timedelt
           "year": timedelta(days=367)}
 
 
-def _load_usage(conn: Connection, run: list[Event], timeline: list[programs.Version],
-                states: dict[str, _State]) -> None:
+def _usage_reads(conn: Connection, run: list[Event], timeline: list[programs.Version],
+                 states: dict[str, _State]) -> list[Read]:
     """What the limited rules have awarded each member: the awards in reach of the run's limit periods,
-    and one carried total per rule before them (what lifetime limits count)."""
+    and one carried total per rule before them (what lifetime limits count); each read answers
+    (member, rule, award) triples."""
     limited = {r.key: {*r.limits.points, *r.limits.times} for v in timeline for r in v.program.rules
                if r.limits.points or r.limits.times}
     if not limited:
-        return
+        return []
     periods = set().union(*limited.values())
     reach = max((_REACH[p] for p in periods if p != "lifetime"), default=timedelta(0))
     since: dict[str, datetime] = {}
@@ -331,26 +365,24 @@ def _load_usage(conn: Connection, run: list[Event], timeline: list[programs.Vers
     keys, key_params = driver_in(conn, sorted(limited))
     params += key_params  # in the order the placeholders appear: the bounds' first
     net = "CASE WHEN a.points > 0 THEN a.points - a.points_refunded ELSE 0 END"
-    for member_id, rule_key, points, counted in driver_execute(
-            conn, f"SELECT a.member_id, a.rule_key, SUM({net}), SUM(a.counted) FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
-            f" ON a.member_id = b.member_id AND a.occurred_at < b.since AND a.rule_key {keys}"
-            " GROUP BY a.member_id, a.rule_key", params):
-        states[member_id].usage[rule_key].append(_Award(since[member_id] - growth.CARRY, int(points), int(counted)))
-    for member_id, rule_key, t, points, counted in driver_execute(
-            conn, f"SELECT a.member_id, a.rule_key, a.occurred_at, {net}, a.counted FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
-            f" ON a.member_id = b.member_id AND a.occurred_at >= b.since AND a.rule_key {keys}", params):
-        states[member_id].usage[rule_key].append(_Award(time_from_driver(t), int(points), int(counted)))
+    return [
+        Read(f"SELECT a.member_id, a.rule_key, SUM({net}), SUM(a.counted) FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
+             f" ON a.member_id = b.member_id AND a.occurred_at < b.since AND a.rule_key {keys}"
+             " GROUP BY a.member_id, a.rule_key", params,
+             lambda cursor: [(m, rule, _Award(since[m] - growth.CARRY, int(points), int(counted)))
+                             for m, rule, points, counted in cursor.fetchall()]),
+        Read(f"SELECT a.member_id, a.rule_key, a.occurred_at, {net}, a.counted FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
+             f" ON a.member_id = b.member_id AND a.occurred_at >= b.since AND a.rule_key {keys}", params,
+             lambda cursor: [(m, rule, _Award(time_from_driver(t), int(points), int(counted)))
+                             for m, rule, t, points, counted in cursor.fetchall()])]
 
 
-def _orders(conn: Connection, run: list[Event]) -> set[tuple[str, str]]:
-    """The run's (member, order) pairs already paid (looked up by the orders' key, both columns)."""
-    pairs = sorted({(e.member_id, str(e.attributes["order_id"])) for e in run if e.type == "order.paid"})
-    if not pairs:
-        return set()
+def _orders_read(conn: Connection, pairs: list[tuple[str, str]]) -> Read:
+    """Which of these (member, order) pairs are already paid (looked up by the orders' key, both columns)."""
     table, params = values_table(conn, {"member_id": "text", "order_id": "text"}, pairs)
     sql = (f"SELECT o.member_id, o.order_id FROM {table} p JOIN orders o"  # noqa: S608
            " ON o.member_id = p.member_id AND o.order_id = p.order_id")
-    return {(m, o) for m, o in driver_execute(conn, sql, params)}
+    return Read(sql, params, lambda cursor: {(m, o) for m, o in cursor.fetchall()})
 
 
 def _unique_codes(conn: Connection, new_members: list[Member]) -> list[Member]:
@@ -367,7 +399,8 @@ def _unique_codes(conn: Connection, new_members: list[Member]) -> list[Member]:
 
 
 def _write(conn: Connection, new_members: list[Member], credits: list[CreditRequest],
-           rows: dict[str, list[dict[str, Any]]], timeline: list[programs.Version]) -> None:
+           rows: dict[str, list[dict[str, Any]]], timeline: list[programs.Version],
+           balances: dict[str, PointState]) -> None:
     now = clock.now()
     new_members = _unique_codes(conn, new_members) if new_members else []
     bulk_insert(conn, members, [{"id": m.id, "status": m.status.value, "attributes": m.attributes,
@@ -375,8 +408,8 @@ def _write(conn: Connection, new_members: list[Member], credits: list[CreditRequ
                                  "invite_code": m.invite_code, "invited_by": None, "joined_at": m.joined_at,
                                  "status_reason": None, "created_at": now, "updated_at": now} for m in new_members])
     if credits:
-        # the members are locked by _load (or new in this transaction): no second lock
-        post_credits(conn, credits, versions=timeline, members_locked=True, keys_are_new=True)
+        # the members are locked by _load (or new in this transaction), their balances read there
+        post_credits(conn, credits, versions=timeline, balances=balances, keys_are_new=True)
     with pipelined(conn, rows["growth"], rows["awards"], rows["orders"], rows["events"]):
         bulk_insert(conn, growth_entries, rows["growth"])
         bulk_insert(conn, rule_awards, rows["awards"])

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pointsmith.auth import service as auth
 from pointsmith.db import unavailable, unit_of_work
-from pointsmith.errors import DomainError, Forbidden, Unauthorized
+from pointsmith.errors import DomainError
 from pointsmith.events import service
 from pointsmith.events.service import Ingested
 from pointsmith.events.validation import Event
@@ -126,11 +126,10 @@ def _with_keys(conn: Connection, group: list[_Item]) -> list[_Item]:
     keys = auth.active_keys(conn, {token for _, token, _ in group})
     out = []
     for item in group:
-        key = keys.get(item[1])
-        if key is None:
-            item[2].set_exception(Unauthorized(auth.UNKNOWN_KEY))
-        elif not key.allows(auth.Scope.client):
-            item[2].set_exception(Forbidden(f"this route needs an {auth.Scope.client.value} key"))
+        try:
+            auth.permitted(keys.get(item[1]), auth.Scope.client)
+        except DomainError as refused:
+            item[2].set_exception(refused)
         else:
             out.append(item)
     return out

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pointsmith.db import driver_execute, in_list, member_bounds, time_from_driver
+from pointsmith.db import Read, in_list, member_bounds, read_together, rows_of, time_from_driver
 from pointsmith.growth.tables import growth_entries
 from pointsmith.tiers.policy import Entry
 
@@ -66,15 +66,26 @@ def windows(conn: Connection, since: Mapping[str, datetime]) -> dict[str, list[t
     a daily cap need, so the work stays the same however long the member's history grows."""
     if not since:
         return {}
-    bounds, params = member_bounds(conn, since)  # read for every import batch: straight to the driver
+    return windows_of(since, *read_together(conn, window_reads(conn, since)))
+
+
+def window_reads(conn: Connection, since: Mapping[str, datetime]) -> list[Read]:
+    """The reads `windows` makes of (`windows_of`), to run with others (for every import batch: straight
+    to the driver): the totals carried, and the entries after them."""
+    bounds, params = member_bounds(conn, since)
+    return [Read(f"SELECT g.member_id, SUM(g.amount) FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
+                 " ON g.member_id = b.member_id AND g.effective_at < b.since GROUP BY g.member_id", params, rows_of),
+            Read(f"SELECT g.member_id, g.effective_at, g.amount, g.kind FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
+                 " ON g.member_id = b.member_id AND g.effective_at >= b.since"
+                 " ORDER BY g.member_id, g.effective_at, g.id", params, rows_of)]
+
+
+def windows_of(since: Mapping[str, datetime], totals: list[Any], entries: list[Any]
+               ) -> dict[str, list[tuple[datetime, int, str]]]:
+    """`windows` from the answers of its reads."""
     out: dict[str, list[tuple[datetime, int, str]]] = {}
-    for member_id, total in driver_execute(
-            conn, f"SELECT g.member_id, SUM(g.amount) FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
-            " ON g.member_id = b.member_id AND g.effective_at < b.since GROUP BY g.member_id", params):
+    for member_id, total in totals:
         out[member_id] = [(since[member_id] - CARRY, int(total), "carry")]
-    for member_id, t, amount, kind in driver_execute(
-            conn, f"SELECT g.member_id, g.effective_at, g.amount, g.kind FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
-            " ON g.member_id = b.member_id AND g.effective_at >= b.since ORDER BY g.member_id, g.effective_at, g.id",
-            params):
+    for member_id, t, amount, kind in entries:
         out.setdefault(member_id, []).append((time_from_driver(t), int(amount), kind))
     return out

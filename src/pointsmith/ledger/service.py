@@ -103,19 +103,21 @@ def credit_many(conn: Connection, requests: Sequence[CreditRequest],
 
 
 def post_credits(conn: Connection, requests: Sequence[CreditRequest], policy: PointsPolicy | None = None, *,
-                 versions: list[programs.Version] | None = None, members_locked: bool = False,
+                 versions: list[programs.Version] | None = None, balances: dict[str, PointState] | None = None,
                  keys_are_new: bool = False) -> list[Credited]:
     """`credit_many` for callers that need no answer bodies (event ingestion, bulk grants).
 
     A caller that has already read the program timeline, or locked the members, says so
-    (`versions`, `members_locked`) and saves those statements. Event ingestion also vouches
+    (`versions`; `balances`: their stored balances as `writer.balances_read` answers, read under
+    the members' locks) and saves those statements. Event ingestion also vouches
     that its keys are new (`keys_are_new`): they derive from an event id that the same
     transaction records, under that id's lock, so the event row is the idempotency record
     and there is nothing to look up or to write besides it."""
     for req in requests:
         check_points(req.points)
     digest = functools.cache(lambda i: requests[i].digest())  # only where a key may be seen again
-    states = lock_states(conn, (r.member_id for r in requests), members_locked=members_locked)
+    states = lock_states(conn, (r.member_id for r in requests)) if balances is None else {
+        r.member_id: balances.get(r.member_id) or PointState(r.member_id) for r in requests}
     stored = {} if keys_are_new else _stored(conn, requests)
     first: dict[tuple[str, str], int] = {}  # (member, key) -> the index of its first request in this batch
     drafts: list[Draft] = []

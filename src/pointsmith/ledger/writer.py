@@ -20,12 +20,14 @@ from sqlalchemy.engine import Connection
 
 from pointsmith import clock
 from pointsmith.db import (
+    Read,
     driver_execute,
     driver_in,
     driver_time,
     insert_rows,
     is_postgres,
     pipelined,
+    read_together,
     time_from_driver,
     update_rows,
 )
@@ -100,14 +102,12 @@ class Written:
         return [p._replace(lot_id=self.lot_id) if p.lot_id == 0 else p for p in self.draft.postings]
 
 
-def lock_states(conn: Connection, member_ids: Iterable[str], *, members_locked: bool = False
-                ) -> dict[str, PointState]:
+def lock_states(conn: Connection, member_ids: Iterable[str]) -> dict[str, PointState]:
     """Lock the members (in id order, so batches never deadlock), then read their balances.
 
     Two statements on purpose: on PostgreSQL a row lock taken by a join's SELECT would pair the
     locked member with the balance row of the statement's older snapshot; read after the lock,
-    the balance is the one the previous writer committed. A caller that already holds the
-    members' locks (and knows they exist) skips the first.
+    the balance is the one the previous writer committed.
     """
     ids = sorted(set(member_ids))
     if not ids:
@@ -119,20 +119,27 @@ def lock_states(conn: Connection, member_ids: Iterable[str], *, members_locked: 
         # straight to the driver: this runs for every ledger write (the SQL holds placeholders, never input)
         match, params = driver_in(conn, chunk)
         lock = " FOR UPDATE" if postgres else ""
-        if members_locked:
-            found.update(chunk)
-        else:
-            found.update(r[0] for r in driver_execute(
-                conn, f"SELECT id FROM members WHERE id {match} ORDER BY id{lock}", params))  # noqa: S608
-        for member_id, available, pending, held, debt, last_activity, last_hash in driver_execute(
-                conn, "SELECT member_id, available, pending, held, debt, last_activity_at, last_hash "  # noqa: S608
-                f"FROM point_balances WHERE member_id {match}", params):
-            states[member_id] = PointState(member_id, available, pending, held, debt, time_from_driver(last_activity),
-                                           last_hash, exists=True)
+        found.update(r[0] for r in driver_execute(
+            conn, f"SELECT id FROM members WHERE id {match} ORDER BY id{lock}", params))  # noqa: S608
+        states.update(read_together(conn, [balances_read(conn, chunk)])[0])
     missing = [m for m in ids if m not in found]
     if missing:
         raise UnknownMember(f"no member with id {missing[0]!r}")
     return {m: states.get(m) or PointState(m) for m in ids}
+
+
+def balances_read(conn: Connection, member_ids: list[str]) -> Read:
+    """The stored balances of these members (those that have any), as a read to run with others; read
+    only under the members' locks (`lock_states`)."""
+    match, params = driver_in(conn, member_ids)
+
+    def answer(cursor: Any) -> dict[str, PointState]:
+        return {member_id: PointState(member_id, available, pending, held, debt, time_from_driver(last_activity),
+                                      last_hash, exists=True)
+                for member_id, available, pending, held, debt, last_activity, last_hash in cursor.fetchall()}
+
+    return Read("SELECT member_id, available, pending, held, debt, last_activity_at, last_hash "  # noqa: S608
+                f"FROM point_balances WHERE member_id {match}", params, answer)
 
 
 TRANSACTION_COLUMNS = ("id", "member_id", "kind", "effective_at", "recorded_at", "reference", "event_id",

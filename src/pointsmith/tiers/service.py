@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock
 from pointsmith.db import (
+    Read,
     bulk_insert,
     driver_execute,
     driver_in,
@@ -28,7 +29,8 @@ from pointsmith.db import (
     is_postgres,
     member_bounds,
     pipelined,
-    select_rows,
+    read_together,
+    select_read,
     time_from_driver,
 )
 from pointsmith.errors import ValidationFailed
@@ -153,10 +155,16 @@ def states(conn: Connection, member_ids: list[str]) -> dict[str, dict[str, Any]]
     """The stored tier state of each of these members that has one."""
     if not member_ids:
         return {}
-    match, params = driver_in(conn, member_ids)  # read for every import batch: straight to the driver
+    answer: dict[str, dict[str, Any]] = read_together(conn, [states_read(conn, member_ids)])[0]
+    return answer
+
+
+def states_read(conn: Connection, member_ids: list[str]) -> Read:
+    """`states` as a read to run with others (read for every import batch: straight to the driver)."""
+    match, params = driver_in(conn, member_ids)
     columns = list(member_tiers.c.keys())
-    return {row[0]: dict(zip(columns, row, strict=True))
-            for row in select_rows(conn, member_tiers, columns, f"member_id {match}", params)}
+    return select_read(conn, member_tiers, columns, f"member_id {match}", params).then(
+        lambda rows: {row[0]: dict(zip(columns, row, strict=True)) for row in rows})
 
 
 def override_span(state: dict[str, Any]) -> tuple[str, datetime, datetime] | None:

@@ -102,3 +102,20 @@ def test_backdated_events_in_small_batches_end_as_one_at_a_time(engine: Any) -> 
     for m in single["members"]:
         assert batched["members"][m] == single["members"][m], m
     assert batched["outcomes"] == single["outcomes"]
+
+
+def test_a_tier_policy_that_reads_whole_histories_ends_as_one_at_a_time(engine: Any) -> None:
+    """Under a period policy a batch reads each member's whole growth history, not a window of it."""
+    periodic = TIERED.replace("qualification: lifetime", "qualification: period\n  period: quarter")
+    assert "period: quarter" in periodic
+    rng = random.Random(5)
+    batched, single = ingest_both_ways(engine, periodic, history(seed=9), iter(lambda: rng.randint(1, 12), 0))
+    assert batched["codes"] == single["codes"]
+    assert any(single["tiers"].values())  # the tiers did move
+    assert batched["tiers"] == single["tiers"]
+    # all but `as_of`, how far each state has been computed: a batch takes every member it touched to its
+    # latest event, one event alone to its own (both are the member's state at that time)
+    assert {m: t[:4] for m, t in batched["tier_state"].items()} == {m: t[:4] for m, t in single["tier_state"].items()}
+    assert batched["history"] == single["history"]
+    assert batched["members"] == single["members"]
+    assert batched["outcomes"] == single["outcomes"]
