@@ -476,6 +476,10 @@ class Read(NamedTuple):
         answer = self.answer
         return self._replace(answer=lambda cursor: shape(answer(cursor)))
 
+    def now(self, conn: Connection) -> Any:
+        """The answer of this read run on its own."""
+        return read_together(conn, [self])[0]
+
 
 def rows_of(cursor: Any) -> list[Any]:
     """A cursor's rows as the driver gives them (none for a statement that returns none)."""

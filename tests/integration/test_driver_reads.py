@@ -20,7 +20,7 @@ def _both_ways(conn: Connection, table: sa.Table, key: str, keys: list[str]) -> 
     expected = [tuple(r) for r in conn.execute(sa.select(table).where(table.c[key].in_(keys)).order_by(table.c[key]))]
     match, params = driver_in(conn, keys)
     read = select_read(conn, table, columns, f"{key} {match} ORDER BY {key}", params)
-    got = read_together(conn, [read])[0]
+    got = read.now(conn)
     assert read_together(conn, [read, read.then(len)]) == [got, len(got)]  # together: a pipeline on PostgreSQL
     assert len(expected) >= 3  # (an order of 0 leaves its member no tier state)
     assert got == expected

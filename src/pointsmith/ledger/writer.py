@@ -27,7 +27,6 @@ from pointsmith.db import (
     insert_rows,
     is_postgres,
     pipelined,
-    read_together,
     time_from_driver,
     update_rows,
 )
@@ -121,7 +120,7 @@ def lock_states(conn: Connection, member_ids: Iterable[str]) -> dict[str, PointS
         lock = " FOR UPDATE" if postgres else ""
         found.update(r[0] for r in driver_execute(
             conn, f"SELECT id FROM members WHERE id {match} ORDER BY id{lock}", params))  # noqa: S608
-        states.update(read_together(conn, [balances_read(conn, chunk)])[0])
+        states.update(balances_read(conn, chunk).now(conn))
     missing = [m for m in ids if m not in found]
     if missing:
         raise UnknownMember(f"no member with id {missing[0]!r}")

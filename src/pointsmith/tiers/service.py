@@ -29,7 +29,6 @@ from pointsmith.db import (
     is_postgres,
     member_bounds,
     pipelined,
-    read_together,
     select_read,
     time_from_driver,
 )
@@ -155,7 +154,7 @@ def states(conn: Connection, member_ids: list[str]) -> dict[str, dict[str, Any]]
     """The stored tier state of each of these members that has one."""
     if not member_ids:
         return {}
-    answer: dict[str, dict[str, Any]] = read_together(conn, [states_read(conn, member_ids)])[0]
+    answer: dict[str, dict[str, Any]] = states_read(conn, member_ids).now(conn)
     return answer
 
 
