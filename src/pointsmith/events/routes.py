@@ -14,14 +14,13 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from pointsmith import collector
-from pointsmith.auth.service import Scope as KeyScope
-from pointsmith.auth.service import bearer_token
+from pointsmith.auth import service as auth
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.errors import DomainError, ValidationFailed
 from pointsmith.events import service
 from pointsmith.events.group_commit import GroupCommitter
 from pointsmith.events.validation import parse_event, parse_line
-from pointsmith.http import ClientKey, EngineDep, WireJSON, authorize, error_answer
+from pointsmith.http import ClientKey, EngineDep, WireJSON, error_answer
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 MAX_BATCH = 1000
@@ -63,11 +62,11 @@ async def post_event(request: Request) -> Response:
 async def ingest_one(state: State, authorization: str | None, body: Callable[[], Awaitable[bytes]]) -> Response:
     """`POST /v1/events`: the event and its key, handed to the group commit (`group_commit.py`), which
     checks the key."""
-    token = bearer_token(authorization)
+    token = auth.bearer_token(authorization)
     try:
         event = parse_event(_parse(await body()))
     except DomainError:
-        authorize(state.engine, authorization, KeyScope.client)  # an unknown key answers 401 before a bad body
+        auth.permitted(auth.active_key(state.engine, token), auth.Scope.client)  # an unknown key: 401 before 422
         raise
     group_commit: GroupCommitter = state.group_commit
     done = await asyncio.wrap_future(group_commit.submit(event, token))
