@@ -226,3 +226,12 @@ def test_each_event_is_checked_against_its_own_key_when_its_group_commits(
         for event_id in ("unknown", "revoked"):
             with pytest.raises(NotFound):
                 service.get(conn, event_id)
+
+
+def test_after_a_shared_transaction_an_event_sent_alone_waits_only_briefly_for_company(
+        engine: Engine, committer: GroupCommitter, token: str) -> None:
+    futures = _held_back(engine, committer, token, "first", [_order(f"e{i}", member=f"m{i}") for i in range(4)])
+    assert all(f.result(10).status == "accepted" for f in futures)  # the last group had four events
+    started = time.monotonic()
+    assert committer.submit(_order("alone", member="m-9"), token).result(10).status == "accepted"
+    assert time.monotonic() - started < 1  # the wait for company is bounded (GATHER_MAX), not a timeout
