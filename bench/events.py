@@ -108,7 +108,8 @@ def _import(url: str, path: Path, workers: int = 1) -> tuple[float, float]:
 
 # every table the import writes
 WRITTEN = ("events", "members", "ledger_transactions", "ledger_postings", "ledger_lots", "point_balances",
-           "idempotency_keys", "growth_entries", "rule_awards", "orders", "member_tiers", "tier_changes")
+           "idempotency_keys", "growth_entries", "growth_totals", "rule_awards", "orders", "member_tiers",
+           "tier_changes")
 
 
 def raw_floors(url: str, n: int, counts: dict[str, int], seconds: float) -> dict[str, Any]:

@@ -3,7 +3,7 @@ from pointsmith.audit import audit_log
 from pointsmith.auth.tables import api_keys
 from pointsmith.benefits.tables import benefit_uses
 from pointsmith.events.tables import events
-from pointsmith.growth.tables import growth_entries
+from pointsmith.growth.tables import growth_entries, growth_totals
 from pointsmith.idempotency import idempotency_keys
 from pointsmith.jobs.tables import scheduled_jobs
 from pointsmith.ledger.tables import (
@@ -26,6 +26,7 @@ __all__ = [
     "domain_events",
     "events",
     "growth_entries",
+    "growth_totals",
     "idempotency_keys",
     "ledger_holds",
     "ledger_lots",

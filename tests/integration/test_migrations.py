@@ -24,3 +24,24 @@ def test_migrations_create_every_table_and_work_is_refused_before(backend: str, 
         assert migrate(engine) == (head_revision(), head_revision())  # a second run is a no-op
     finally:
         drop_database(url)
+
+
+def test_the_growth_totals_migration_sums_the_growth_already_recorded(backend: str, tmp_path: Path) -> None:
+    from alembic import command
+
+    from pointsmith.db import alembic_config
+
+    url = create_database(backend, tmp_path, migrated=False)
+    try:
+        engine = get_engine(url)
+        command.upgrade(alembic_config(engine), "0006")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO growth_entries (member_id, amount, effective_at, kind) VALUES"
+                                 " ('a', 30, '2026-01-01', 'earn'), ('a', -10, '2026-02-01', 'refund'),"
+                                 " ('b', 5, '2026-01-01', 'earn')"))
+        migrate(engine)
+        with engine.connect() as conn:
+            totals = {m: int(t) for m, t in conn.execute(sa.text("SELECT member_id, total FROM growth_totals"))}
+        assert totals == {"a": 20, "b": 5}
+    finally:
+        drop_database(url)

@@ -412,6 +412,7 @@ def _write(conn: Connection, new_members: list[Member], credits: list[CreditRequ
         post_credits(conn, credits, versions=timeline, balances=balances, keys_are_new=True)
     with pipelined(conn, rows["growth"], rows["awards"], rows["orders"], rows["events"]):
         bulk_insert(conn, growth_entries, rows["growth"])
+        growth.add_to_totals(conn, rows["growth"])
         bulk_insert(conn, rule_awards, rows["awards"])
         bulk_insert(conn, orders, rows["orders"])
         bulk_insert(conn, events, rows["events"])

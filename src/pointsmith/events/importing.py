@@ -27,7 +27,7 @@ from pointsmith.events import service
 from pointsmith.events.replay import ReplayClock
 from pointsmith.events.tables import events
 from pointsmith.events.validation import parse_line
-from pointsmith.growth.tables import growth_entries
+from pointsmith.growth.tables import growth_entries, growth_totals
 from pointsmith.ledger.tables import ledger_lots, ledger_postings, ledger_transactions, point_balances
 from pointsmith.members.tables import members
 from pointsmith.program import service as programs
@@ -62,7 +62,7 @@ def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any]
 
 # the tables an import fills (the per-event path's rarer ones aside)
 FILLED = (events, members, ledger_transactions, ledger_postings, ledger_lots, point_balances, growth_entries,
-          rule_awards, orders, member_tiers, tier_changes)
+          growth_totals, rule_awards, orders, member_tiers, tier_changes)
 
 
 def refresh_statistics(target: Engine, accepted: int) -> bool:

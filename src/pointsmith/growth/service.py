@@ -1,7 +1,8 @@
 """The growth ledger: append-only entries per member; the tier is computed from them."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,7 +10,17 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pointsmith.db import Read, in_list, member_bounds, read_together, rows_of, time_from_driver
+from pointsmith.db import (
+    Read,
+    driver_execute,
+    driver_in,
+    in_list,
+    member_bounds,
+    read_together,
+    rows_of,
+    time_from_driver,
+    values_table,
+)
 from pointsmith.growth.tables import growth_entries
 from pointsmith.tiers.policy import Entry
 
@@ -26,6 +37,22 @@ def history(conn: Connection, member_id: str, *, until: datetime | None = None) 
 def record(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(growth_entries.insert(), rows)
+        add_to_totals(conn, rows)
+
+
+def add_to_totals(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add new entries to their members' totals (`growth_totals`), in the transaction that writes them:
+    every writer of growth entries calls this (`record`, and the import's bulk insert). One statement,
+    which runs in a pipeline."""
+    deltas: dict[str, int] = defaultdict(int)
+    for row in rows:
+        deltas[row["member_id"]] += int(row["amount"])
+    if not deltas:
+        return
+    # in member order, as the members were locked (two writers never wait on each other in a cycle)
+    source, params = values_table(conn, {"member_id": "text", "total": "int8"}, sorted(deltas.items()))
+    driver_execute(conn, f"INSERT INTO growth_totals (member_id, total) SELECT * FROM {source} AS v WHERE true"  # noqa: S608 (fixed SQL; values are bound)
+                   " ON CONFLICT (member_id) DO UPDATE SET total = growth_totals.total + excluded.total", params)
 
 
 def gained_in_day(conn: Connection, member_id: str, at: datetime, tz: ZoneInfo) -> int:
@@ -62,8 +89,9 @@ CARRY = timedelta(microseconds=1)  # how far before a window's start its carried
 
 def windows(conn: Connection, since: Mapping[str, datetime]) -> dict[str, list[tuple[datetime, int, str]]]:
     """Each member's growth entries (time, amount, kind) from `since[member]` on, after one entry of kind
-    "carry", dated just before, that holds the sum of everything earlier. That is all a lifetime tier and
-    a daily cap need, so the work stays the same however long the member's history grows."""
+    "carry", dated just before, that holds the sum of everything earlier (if not nothing). That is all a
+    lifetime tier and a daily cap need, and the carry is the member's total less the window's entries,
+    so the work stays the same however long the member's history grows."""
     if not since:
         return {}
     return windows_of(since, *read_together(conn, window_reads(conn, since)))
@@ -71,10 +99,11 @@ def windows(conn: Connection, since: Mapping[str, datetime]) -> dict[str, list[t
 
 def window_reads(conn: Connection, since: Mapping[str, datetime]) -> list[Read]:
     """The reads `windows` makes of (`windows_of`), to run with others (for every import batch: straight
-    to the driver): the totals carried, and the entries after them."""
+    to the driver): the members' totals, and the entries of their windows."""
+    match, match_params = driver_in(conn, sorted(since))
     bounds, params = member_bounds(conn, since)
-    return [Read(f"SELECT g.member_id, SUM(g.amount) FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
-                 " ON g.member_id = b.member_id AND g.effective_at < b.since GROUP BY g.member_id", params, rows_of),
+    return [Read(f"SELECT member_id, total FROM growth_totals WHERE member_id {match}", match_params,  # noqa: S608
+                 rows_of),
             Read(f"SELECT g.member_id, g.effective_at, g.amount, g.kind FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
                  " ON g.member_id = b.member_id AND g.effective_at >= b.since"
                  " ORDER BY g.member_id, g.effective_at, g.id", params, rows_of)]
@@ -83,9 +112,13 @@ def window_reads(conn: Connection, since: Mapping[str, datetime]) -> list[Read]:
 def windows_of(since: Mapping[str, datetime], totals: list[Any], entries: list[Any]
                ) -> dict[str, list[tuple[datetime, int, str]]]:
     """`windows` from the answers of its reads."""
+    inside: dict[str, list[tuple[datetime, int, str]]] = defaultdict(list)
+    for member_id, t, amount, kind in entries:
+        inside[member_id].append((time_from_driver(t), int(amount), kind))
     out: dict[str, list[tuple[datetime, int, str]]] = {}
     for member_id, total in totals:
-        out[member_id] = [(since[member_id] - CARRY, int(total), "carry")]
-    for member_id, t, amount, kind in entries:
-        out.setdefault(member_id, []).append((time_from_driver(t), int(amount), kind))
-    return out
+        carried = int(total) - sum(amount for _, amount, _ in inside.get(member_id, ()))
+        out[member_id] = [(since[member_id] - CARRY, carried, "carry")] if carried else []
+    for member_id, window in inside.items():
+        out.setdefault(member_id, []).extend(window)
+    return {member_id: window for member_id, window in out.items() if window}

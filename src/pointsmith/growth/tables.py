@@ -16,3 +16,12 @@ growth_entries = sa.Table(
     sa.Column("reference", sa.String(255), nullable=True),
     sa.Index("ix_growth_entries_member", "member_id", "effective_at"),
 )
+
+# each member's total of every growth entry, whatever its time, kept in step with the entries (growth.record):
+# what a window of a member's history carries from before it is this total less the window's own entries,
+# one row to read however long the history grows
+growth_totals = sa.Table(
+    "growth_totals", metadata,
+    sa.Column("member_id", sa.String(128), primary_key=True),
+    sa.Column("total", sa.BigInteger, nullable=False),
+)

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from pointsmith.events import service as events
 from pointsmith.events.tables import events as events_table
 from pointsmith.events.validation import parse_event
+from pointsmith.growth.tables import growth_entries, growth_totals
 from pointsmith.ledger import queries
 from pointsmith.ledger.verify import verify
 from pointsmith.members.view import member_view
@@ -30,7 +31,11 @@ def snapshot(conn: Connection) -> dict[str, Any]:
              for m in ("a", "b", "c")}
     for view in views.values():  # lot ids are allocated differently by the two paths
         view["points"]["lots"] = [{k: v for k, v in lot.items() if k != "id"} for lot in view["points"]["lots"]]
-    return {"members": views,
+    totals = {m: int(t) for m, t in conn.execute(sa.select(growth_totals.c.member_id, growth_totals.c.total))}
+    sums = {m: int(t) for m, t in conn.execute(sa.select(growth_entries.c.member_id, sa.func.sum(
+        growth_entries.c.amount)).group_by(growth_entries.c.member_id))}
+    assert totals == sums  # each member's total is kept in step with their entries, by both paths
+    return {"members": views, "growth_totals": totals,
             "history": {m: [(t["kind"], t["points"], t["effective_at"], t["rule_key"])
                             for t in queries.history(conn, m, limit=1000)[0]] for m in ("a", "b", "c")},
             "outcomes": outcomes}
