@@ -6,7 +6,8 @@
 4. a member's available equals what their lots hold less their debt;
 5. every hold's held postings match its state;
 6. no transaction or posting was changed since it was written: each member's
-   hash chain recomputes to the stored hashes.
+   hash chain recomputes to the stored hashes;
+7. each member's growth total (what history windows carry) equals their growth entries.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pointsmith.growth.tables import growth_entries, growth_totals
 from pointsmith.ledger.tables import ledger_holds, ledger_lots, ledger_postings, ledger_transactions, point_balances
 from pointsmith.ledger.writer import Posting, content_hash
 
@@ -56,7 +58,18 @@ def verify(conn: Connection, *, progress: Callable[[int], None] | None = None) -
     _lots(conn, report)
     _holds(conn, report)
     _hash_chains(conn, report, progress)
+    _growth_totals(conn, report)
     return report
+
+
+def _growth_totals(conn: Connection, report: Report) -> None:
+    g, totals = growth_entries.c, growth_totals.c
+    sums = {m: int(s) for m, s in conn.execute(sa.select(g.member_id, sa.func.sum(g.amount)).group_by(g.member_id))}
+    kept = {m: int(t) for m, t in conn.execute(sa.select(totals.member_id, totals.total))}
+    for member_id in sorted(sums.keys() | kept.keys()):
+        entries, total = sums.get(member_id, 0), kept.get(member_id, 0)
+        if entries != total:
+            report.breach(f"member {member_id}: growth total {total}, but the growth entries sum to {entries}")
 
 
 def _balanced(conn: Connection, report: Report) -> None:

@@ -79,3 +79,17 @@ def test_the_summary_adds_up(ledger: Connection) -> None:
     assert p["outstanding"] == 50 == p["available"] + p["pending"] + p["held"]
     assert s["liability"] == pytest.approx(0.5)
     assert summary(ledger, at=datetime(2025, 1, 1, tzinfo=UTC))["points"]["issued"] == 0
+
+
+def test_a_growth_total_out_of_step_with_the_entries_is_a_breach(ledger: Connection) -> None:
+    from pointsmith.growth import service as growth
+
+    growth.record(ledger, [{"member_id": "a", "amount": 40, "effective_at": T0, "kind": "earn"},
+                           {"member_id": "a", "amount": -15, "effective_at": T0, "kind": "refund"},
+                           {"member_id": "b", "amount": 7, "effective_at": T0, "kind": "earn"}])
+    assert verify(ledger).ok
+    ledger.exec_driver_sql("UPDATE growth_totals SET total = total + 1 WHERE member_id = 'a'")
+    ledger.exec_driver_sql("DELETE FROM growth_totals WHERE member_id = 'b'")
+    assert sorted(verify(ledger).breaches) == [
+        "member a: growth total 26, but the growth entries sum to 25",
+        "member b: growth total 0, but the growth entries sum to 7"]
