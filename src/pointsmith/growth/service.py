@@ -118,7 +118,8 @@ def windows_of(since: Mapping[str, datetime], totals: list[Any], entries: list[A
     out: dict[str, list[tuple[datetime, int, str]]] = {}
     for member_id, total in totals:
         carried = int(total) - sum(amount for _, amount, _ in inside.get(member_id, ()))
-        out[member_id] = [(since[member_id] - CARRY, carried, "carry")] if carried else []
+        if carried:
+            out[member_id] = [(since[member_id] - CARRY, carried, "carry")]
     for member_id, window in inside.items():
         out.setdefault(member_id, []).extend(window)
-    return {member_id: window for member_id, window in out.items() if window}
+    return out

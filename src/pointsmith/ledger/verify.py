@@ -64,12 +64,13 @@ def verify(conn: Connection, *, progress: Callable[[int], None] | None = None) -
 
 def _growth_totals(conn: Connection, report: Report) -> None:
     g, totals = growth_entries.c, growth_totals.c
-    sums = {m: int(s) for m, s in conn.execute(sa.select(g.member_id, sa.func.sum(g.amount)).group_by(g.member_id))}
-    kept = {m: int(t) for m, t in conn.execute(sa.select(totals.member_id, totals.total))}
-    for member_id in sorted(sums.keys() | kept.keys()):
-        entries, total = sums.get(member_id, 0), kept.get(member_id, 0)
-        if entries != total:
-            report.breach(f"member {member_id}: growth total {total}, but the growth entries sum to {entries}")
+    both = sa.union_all(sa.select(totals.member_id, totals.total.label("kept"), sa.literal(0).label("summed")),
+                        sa.select(g.member_id, sa.literal(0), g.amount)).subquery()
+    kept, summed = sa.func.sum(both.c.kept), sa.func.sum(both.c.summed)
+    for member_id, total, entries in conn.execute(sa.select(both.c.member_id, kept, summed)
+                                                  .group_by(both.c.member_id).having(kept != summed)
+                                                  .order_by(both.c.member_id)):
+        report.breach(f"member {member_id}: growth total {total}, but the growth entries sum to {entries}")
 
 
 def _balanced(conn: Connection, report: Report) -> None:
