@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
-from pointsmith.db import current_revision, get_engine, head_revision, migrate, unit_of_work
+from pointsmith.db import alembic_config, current_revision, get_engine, head_revision, migrate, unit_of_work
 from pointsmith.errors import DatabaseNotReady
 from pointsmith.tables import __all__ as table_names
 from tests.databases import create_database, drop_database
@@ -27,10 +28,6 @@ def test_migrations_create_every_table_and_work_is_refused_before(backend: str, 
 
 
 def test_the_growth_totals_migration_sums_the_growth_already_recorded(backend: str, tmp_path: Path) -> None:
-    from alembic import command
-
-    from pointsmith.db import alembic_config
-
     url = create_database(backend, tmp_path, migrated=False)
     try:
         engine = get_engine(url)

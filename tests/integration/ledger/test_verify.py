@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from pointsmith.analytics.summary import summary
 from pointsmith.db import is_postgres
+from pointsmith.growth import service as growth
 from pointsmith.ledger.service import CreditRequest, credit, reverse, spend
 from pointsmith.ledger.verify import verify
 from pointsmith.members import service as members
@@ -82,8 +83,6 @@ def test_the_summary_adds_up(ledger: Connection) -> None:
 
 
 def test_a_growth_total_out_of_step_with_the_entries_is_a_breach(ledger: Connection) -> None:
-    from pointsmith.growth import service as growth
-
     growth.record(ledger, [{"member_id": "a", "amount": 40, "effective_at": T0, "kind": "earn"},
                            {"member_id": "a", "amount": -15, "effective_at": T0, "kind": "refund"},
                            {"member_id": "b", "amount": 7, "effective_at": T0, "kind": "earn"}])
