@@ -100,7 +100,7 @@ def windows(conn: Connection, since: Mapping[str, datetime]) -> dict[str, list[t
 def window_reads(conn: Connection, since: Mapping[str, datetime]) -> list[Read]:
     """The reads `windows` makes of (`windows_of`), to run with others (for every import batch: straight
     to the driver): the members' totals, and the entries of their windows."""
-    match, match_params = driver_in(conn, sorted(since))
+    match, match_params = driver_in(conn, list(since))
     bounds, params = member_bounds(conn, since)
     return [Read(f"SELECT member_id, total FROM growth_totals WHERE member_id {match}", match_params,  # noqa: S608
                  rows_of),
