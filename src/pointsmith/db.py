@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
-from pointsmith import config
+from pointsmith import checkpointer, config
 from pointsmith.clock import ensure_utc
 from pointsmith.errors import DatabaseNotReady
 from pointsmith.writer_lock import WriterLock
@@ -164,11 +164,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         # the default page cache (2 MB) makes index upkeep read pages back once tables outgrow it
         cur.execute("PRAGMA cache_size=-131072")
-        # A checkpoint copies the WAL's pages into the database and syncs both; by default every 1,000
-        # pages (4 MB), which an import reaches every few batches. At 20,000 (an 80 MB WAL) a page
-        # that many batches change (an index's, a balance's) is copied once for all of them: the
-        # commits of a 60,000-event import took 1.3 s instead of 2.3-2.5 s.
-        cur.execute("PRAGMA wal_autocheckpoint=20000")
+        # checkpoints run mostly on a thread of their own (checkpointer.py)
+        cur.execute(f"PRAGMA wal_autocheckpoint={checkpointer.BACKSTOP_PAGES}")
+        cur.execute(f"PRAGMA journal_size_limit={checkpointer.LOG_LIMIT}")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -293,7 +291,9 @@ def _writer_lock(engine: Engine) -> AbstractContextManager[None]:
     with _engines_lock:
         if key not in _writer_locks:
             _writer_locks[key] = WriterLock(engine.url.database)
-        return _writer_locks[key].held()
+        lock = _writer_locks[key]
+    checkpointer.writing(lock.file)
+    return lock.held()
 
 
 @contextmanager

@@ -36,6 +36,7 @@ COURTESY = 0.005  # how long a writer that finds others waiting lets them go fir
 class WriterLock:
     def __init__(self, database: str | None, timeout: float = TIMEOUT) -> None:
         path = _file_of(database)
+        self.file = path  # the database's file (None: in memory)
         self._path = None if sys.platform == "win32" or path is None else f"{path}-lock"
         self._timeout = timeout
         self._thread_lock = threading.Lock()
