@@ -37,7 +37,8 @@ import httpx
 from psycopg.types.json import Jsonb
 
 from bench.common import machine, scratch_database
-from pointsmith.db import get_engine, unit_of_work
+from pointsmith import checkpointer
+from pointsmith.db import get_engine, unit_of_work, writer_lock
 
 PROGRAM = """\
 program: {name: Bench, currency: USD, point_value: 0.01, timezone: UTC}
@@ -162,6 +163,8 @@ def raw_floor(url: str, n: int, counts: dict[str, int], prefix: str, *, indexed:
             _twin(conn, t, prefix + t, postgres=postgres, indexed=indexed)
     reader = engine.raw_connection()
     writer = engine.raw_connection()
+    if not postgres:  # checkpointed as the engine's own writes are, beside the writer (checkpointer.py)
+        checkpointer.writing(writer_lock(engine).file)
     spent = 0.0
     try:
         cursors = {}

@@ -287,13 +287,18 @@ def _writer_lock(engine: Engine) -> AbstractContextManager[None]:
     sleeps with back-off make a long latency tail (writer_lock.py)."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
+    lock = writer_lock(engine)
+    checkpointer.writing(lock.file)
+    return lock.held()
+
+
+def writer_lock(engine: Engine) -> WriterLock:
+    """The SQLite database's writer lock (one a process)."""
     key = str(engine.url)
     with _engines_lock:
         if key not in _writer_locks:
             _writer_locks[key] = WriterLock(engine.url.database)
-        lock = _writer_locks[key]
-    checkpointer.writing(lock.file)
-    return lock.held()
+        return _writer_locks[key]
 
 
 @contextmanager
