@@ -20,7 +20,9 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -161,10 +163,21 @@ def raw_floor(url: str, n: int, counts: dict[str, int], prefix: str, *, indexed:
     with unit_of_work(engine) as conn:
         for t in WRITTEN:
             _twin(conn, t, prefix + t, postgres=postgres, indexed=indexed)
-    reader = engine.raw_connection()
     writer = engine.raw_connection()
-    if not postgres:  # checkpointed as the engine's own writes are, beside the writer (checkpointer.py)
-        checkpointer.writing(writer_lock(engine).file)
+    source = None
+    if postgres:
+        reader: Any = engine.raw_connection()
+    else:
+        # A reader's open snapshot keeps every frame written after it in SQLite's log (no checkpoint may
+        # pass it), and a log of millions of frames slows each page lookup: read from a copy instead.
+        # The writes are checkpointed as the engine's own are, beside the writer (checkpointer.py).
+        database = writer_lock(engine).file
+        assert database is not None
+        writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        source = database + ".floor-source"
+        shutil.copyfile(database, source)
+        reader = sqlite3.connect(source)
+        checkpointer.writing(database)
     spent = 0.0
     try:
         cursors = {}
@@ -193,6 +206,8 @@ def raw_floor(url: str, n: int, counts: dict[str, int], prefix: str, *, indexed:
     finally:
         reader.close()
         writer.close()
+        if source is not None:
+            os.remove(source)
     return spent
 
 
