@@ -26,7 +26,7 @@ import time
 import urllib.parse
 
 LOG_LIMIT = 4 * 1024 * 1024  # bytes of log past which the thread checkpoints what was added since it last did
-BACKSTOP_PAGES = 40_000  # the connections' wal_autocheckpoint (see the note): a 160 MB log at most
+BACKSTOP_PAGES = 40_000  # the connections' wal_autocheckpoint (see the note): a log of about 160 MB
 LOOK_EVERY = 0.05  # seconds between looks at the log's size
 QUIET = 10.0  # seconds after its last write transaction began that a database is no longer watched
 
