@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -155,6 +156,7 @@ def test_a_parallel_import_ends_as_one_worker_does(backend: str, tmp_path: Path)
             drop_database(url)
     (one, one_state), (three, three_state) = results
     assert (one["accepted"], one["duplicate"], one["rejected"]) == (121, 1, 2)
+    assert (one.pop("workers"), three.pop("workers")) == (1, 3)
     assert one == three and one_state == three_state
     assert [e["line"] for e in three["errors"]] == [123, 124]
 
@@ -176,6 +178,22 @@ def test_a_parallel_import_refuses_what_needs_file_order(cli: Cli) -> None:
         r = cli.run("events", "import", str(orders), "--workers", "2", check=False)
         assert r.returncode != 0 and "'order' has a budget" in r.stderr
         assert cli.json("events", "import", str(orders), "--json")["accepted"] == 3  # one worker takes it
+
+
+def test_the_import_takes_one_worker_a_core_where_the_file_and_the_database_allow(cli: Cli) -> None:
+    cli.run("program", "apply", str(cli.write("p.yaml", SIMPLE_PROGRAM)))
+    order = json.dumps(event("e1", order_id="o1", amount=10))
+    big = cli.write("big.ndjson", order + "\n" * importing.AUTO_MIN_BYTES)  # blank lines: size, no work
+    cores = len(os.sched_getaffinity(0))
+    expected = min(cores, importing.AUTO_MAX_WORKERS) if cli.db.startswith("postgresql") and cores > 1 else 1
+    target = get_engine(cli.db)
+    assert importing.auto_workers(target, big) == expected
+    assert importing.auto_workers(target, cli.write("small.ndjson", order + "\n")) == 1
+    invite = json.dumps(event("g", "member.registered", member="new", invite_code="ABC"))
+    assert importing.auto_workers(target, cli.write("invite.ndjson", invite + "\n" + big.read_text())) == 1
+    done = cli.json("events", "import", str(big), "--json")
+    assert (done["accepted"], done["workers"]) == (1, expected)
+    assert cli.json("events", "import", str(big), "--json", "--workers", "1")["workers"] == 1
 
 
 def _analyzed(url: str) -> dict[str, int]:

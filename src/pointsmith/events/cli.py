@@ -20,13 +20,14 @@ app = typer.Typer(help="Ingest events.", no_args_is_help=True)
 def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for standard input")],
             replay: Annotated[bool, typer.Option("--replay", help="Follow event time: run scheduled work "
                                                  "as time passes (for a history in time order)")] = False,
-            workers: Annotated[int, typer.Option("--workers", min=1, max=16, help=(
+            workers: Annotated[int | None, typer.Option("--workers", min=1, max=16, help=(
                 "Worker processes, each taking its own members (PostgreSQL; each member's events keep "
-                "their file order)"))] = 1,
+                "their file order). Default: one a core on PostgreSQL where the file allows it, else one"),
+                show_default=False)] = None,
             db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Ingest an NDJSON file of events; rejects are listed with their line numbers."""
     target = engine(db)
-    if workers > 1 and (file == "-" or replay):
+    if workers is not None and workers > 1 and (file == "-" or replay):
         raise ValidationFailed("--workers reads a file (not -) and does not replay")
     if file == "-":
         stream: IO[str] = sys.stdin
@@ -38,19 +39,22 @@ def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for stan
         except OSError as e:
             raise ValidationFailed(f"cannot read {file}: {e.strerror}") from None
         size = path.stat().st_size
+        if workers is None:  # what the file and the database allow
+            workers = 1 if replay else importing.auto_workers(target, path)
+        elif workers > 1:
+            importing.check_parallel(target, path)
     progress = Progress(TextColumn("importing"), BarColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
                         disable=as_json or not sys.stderr.isatty(), transient=True)
     with stream, progress:
         task = progress.add_task("events", total=size)
-        if workers > 1:
-            importing.check_parallel(target, path)
+        if workers is not None and workers > 1:
             totals, errors = importing.import_parallel(target.url.render_as_string(hide_password=False), path,
                                                        workers, lambda read: progress.update(task, completed=read))
         else:
             totals, errors = importing.import_stream(target, stream, lambda n: progress.advance(task, n),
                                                      replay=ReplayClock() if replay else None)
     importing.refresh_statistics(target, totals["accepted"])
-    summary = {**totals, "errors": errors}
+    summary = {**totals, "errors": errors, "workers": workers or 1}
     if as_json:
         print_json(summary)
     else:

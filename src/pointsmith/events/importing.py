@@ -11,6 +11,7 @@ yet). The import refuses to run in parallel when either could apply.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, wait
@@ -116,19 +117,41 @@ def worker_of(raw: Any, workers: int) -> int:
 
 def check_parallel(target: Engine, path: Path) -> None:
     """Refuse a parallel import where the order across members could change an outcome."""
+    refusal = parallel_refusal(target, path)
+    if refusal is not None:
+        raise ValidationFailed(refusal)
+
+
+def parallel_refusal(target: Engine, path: Path) -> str | None:
+    """Why `path` must be imported by one process into `target`, if it must."""
     if not is_postgres(target):
-        raise ValidationFailed("--workers needs PostgreSQL: SQLite has a single writer")
+        return "--workers needs PostgreSQL: SQLite has a single writer"
     with read_only(target) as conn:
         budgeted = sorted({r.key for v in programs.timeline(conn) for r in v.program.rules
                            if r.limits.budget is not None})
     if budgeted:
-        raise ValidationFailed(f"--workers: rule {budgeted[0]!r} has a budget shared by all members in file "
-                               "order; import with one worker")
+        return (f"--workers: rule {budgeted[0]!r} has a budget shared by all members in file order; "
+                "import with one worker")
     with path.open(encoding="utf-8") as stream:
         for number, line in enumerate(stream, 1):
             if '"member.registered"' in line and '"invite_code"' in line:
-                raise ValidationFailed(f"--workers: line {number} registers a member with an invite code, whose "
-                                       "inviter must come first in file order; import with one worker")
+                return (f"--workers: line {number} registers a member with an invite code, whose inviter "
+                        "must come first in file order; import with one worker")
+    return None
+
+
+# a file smaller than this is imported by one process: starting a worker costs about a second
+AUTO_MIN_BYTES = 1 << 20
+AUTO_MAX_WORKERS = 8
+
+
+def auto_workers(target: Engine, path: Path) -> int:
+    """How many processes import `path` when the user did not say: one a core (up to AUTO_MAX_WORKERS)
+    on PostgreSQL for a file of some size that allows it, else one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores < 2 or path.stat().st_size < AUTO_MIN_BYTES or parallel_refusal(target, path) is not None:
+        return 1
+    return min(cores, AUTO_MAX_WORKERS)
 
 
 _positions: Any = None  # the bytes each worker has read (shared memory), for the progress bar
