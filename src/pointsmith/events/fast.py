@@ -348,7 +348,7 @@ _REACH = {"day": timedelta(days=2), "week": timedelta(days=8), "month": timedelt
 def _usage_reads(conn: Connection, run: list[Event], timeline: list[programs.Version],
                  states: dict[str, _State]) -> list[Read]:
     """What the limited rules have awarded each member: the awards in reach of the run's limit periods,
-    and one carried total per rule before them (what lifetime limits count); each read answers
+    and one carried total per rule before them (what lifetime limits count: read only for those); each read answers
     (member, rule, award) triples."""
     limited = {r.key: {*r.limits.points, *r.limits.times} for v in timeline for r in v.program.rules
                if r.limits.points or r.limits.times}
@@ -365,16 +365,19 @@ def _usage_reads(conn: Connection, run: list[Event], timeline: list[programs.Ver
     keys, key_params = driver_in(conn, sorted(limited))
     params += key_params  # in the order the placeholders appear: the bounds' first
     net = "CASE WHEN a.points > 0 THEN a.points - a.points_refunded ELSE 0 END"
+    window = Read(f"SELECT a.member_id, a.rule_key, a.occurred_at, {net}, a.counted FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
+                  f" ON a.member_id = b.member_id AND a.occurred_at >= b.since AND a.rule_key {keys}", params,
+                  lambda cursor: [(m, rule, _Award(time_from_driver(t), int(points), int(counted)))
+                                  for m, rule, t, points, counted in cursor.fetchall()])
+    if "lifetime" not in periods:  # every period lies in the window: what came before counts for none
+        return [window]
     return [
         Read(f"SELECT a.member_id, a.rule_key, SUM({net}), SUM(a.counted) FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
              f" ON a.member_id = b.member_id AND a.occurred_at < b.since AND a.rule_key {keys}"
              " GROUP BY a.member_id, a.rule_key", params,
              lambda cursor: [(m, rule, _Award(since[m] - growth.CARRY, int(points), int(counted)))
                              for m, rule, points, counted in cursor.fetchall()]),
-        Read(f"SELECT a.member_id, a.rule_key, a.occurred_at, {net}, a.counted FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
-             f" ON a.member_id = b.member_id AND a.occurred_at >= b.since AND a.rule_key {keys}", params,
-             lambda cursor: [(m, rule, _Award(time_from_driver(t), int(points), int(counted)))
-                             for m, rule, t, points, counted in cursor.fetchall()])]
+        window]
 
 
 def _orders_read(conn: Connection, pairs: list[tuple[str, str]]) -> Read:
