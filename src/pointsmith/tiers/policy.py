@@ -248,14 +248,21 @@ class Outlook:
     growth_to_next: int | None    # more qualifying growth to reach the next tier now
 
 
+def next_review(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], at: datetime) -> datetime | None:
+    """Period mode: the next review of a member with growth by `at` (None: other modes, or no growth yet)."""
+    if config.qualification is not Qualification.period or not any(t <= at for t, _ in history):
+        return None
+    return next_period(period_start(at, config.period, tz), config.period)
+
+
 def outlook(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], at: datetime) -> Outlook:
     state = tier_at(config, tz, history, at)
     levels = config.levels
     to_next = (max(math.ceil(levels[state.level + 1].threshold - state.qualifying), 0)
                if state.level + 1 < len(levels) else None)
-    if config.qualification is not Qualification.period or not any(t <= at for t, _ in history):
+    review_at = next_review(config, tz, history, at)
+    if review_at is None:
         return Outlook(None, state.level, None, to_next)
-    review_at = next_period(period_start(at, config.period, tz), config.period)
     earned = level_for(levels, state.qualifying)
     floor = state.level - config.max_drop if config.max_drop is not None else 0
     projected = max(earned, floor, 0)

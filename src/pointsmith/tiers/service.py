@@ -35,7 +35,7 @@ from pointsmith.db import (
 from pointsmith.errors import ValidationFailed
 from pointsmith.growth import service as growth
 from pointsmith.program.schema import Level, Program, TiersConfig
-from pointsmith.tiers.policy import next_decay_drop, outlook, tier_at, transitions
+from pointsmith.tiers.policy import next_decay_drop, next_review, outlook, tier_at, transitions
 from pointsmith.tiers.tables import member_tiers, tier_changes
 
 mt, tc = member_tiers.c, tier_changes.c
@@ -80,7 +80,7 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
         start = since.get(member_id) if since else None
         if start is not None:
             moves = [c for c in moves if c.at >= start]
-        ahead = outlook(config, tz, history, as_of).next_review_at or next_decay_drop(config, history, as_of)
+        ahead = next_review(config, tz, history, as_of) or next_decay_drop(config, history, as_of)
         rows.append({
             "member_id": member_id, "level": state.level, "tier": levels[state.level].key,
             "review_level": state.review_level, "qualifying": state.qualifying.quantize(Decimal("0.000001")),
