@@ -46,9 +46,12 @@ def test_the_thread_copies_the_log_while_commits_leave_it_alone(sqlite_url: str,
     for _ in range(6):  # 6 MB of pages: past LOG_LIMIT, far below the commits' own BACKSTOP_PAGES
         with unit_of_work(engine) as conn:
             conn.execute(sa.text("INSERT INTO filler VALUES (randomblob(1000000))"))
-    # the thread may have copied part of the log before the last commits: wait for it to copy the rest
-    _wait_for(lambda: checkpointer.checkpoints > before and 0 < _log_and_copied(database)[1] == _log_and_copied(
-        database)[0])
+
+    def all_copied() -> bool:  # the thread may have copied part of the log before the last commits
+        log, copied = _log_and_copied(database)
+        return checkpointer.checkpoints > before and 0 < copied == log
+
+    _wait_for(all_copied)
     log, copied = _log_and_copied(database)
     assert checkpointer.checkpoints > before
     assert 1000 < log < checkpointer.BACKSTOP_PAGES and copied == log  # every frame copied, by the thread
