@@ -31,7 +31,7 @@ def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for stan
         raise ValidationFailed("--workers reads a file (not -) and does not replay")
     if file == "-":
         stream: IO[str] = sys.stdin
-        size = None
+        size, workers = None, 1
     else:
         path = Path(file)
         try:
@@ -47,14 +47,14 @@ def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for stan
                         disable=as_json or not sys.stderr.isatty(), transient=True)
     with stream, progress:
         task = progress.add_task("events", total=size)
-        if workers is not None and workers > 1:
+        if workers > 1:
             totals, errors = importing.import_parallel(target.url.render_as_string(hide_password=False), path,
                                                        workers, lambda read: progress.update(task, completed=read))
         else:
             totals, errors = importing.import_stream(target, stream, lambda n: progress.advance(task, n),
                                                      replay=ReplayClock() if replay else None)
     importing.refresh_statistics(target, totals["accepted"])
-    summary = {**totals, "errors": errors, "workers": workers or 1}
+    summary = {**totals, "errors": errors, "workers": workers}
     if as_json:
         print_json(summary)
     else:
