@@ -6,7 +6,8 @@ member's events keep their file order and no two workers ever lock the same
 member. Across members the file order is not kept, which matters only where
 members share something: a rule's budget (awarded in the order the workers
 reach it) and a registration's invite code (the inviter may not be there
-yet). The import refuses to run in parallel when either could apply.
+yet). Where either could apply, an explicit `--workers N` is refused and the
+default (`auto_workers`) takes one process.
 """
 from __future__ import annotations
 
