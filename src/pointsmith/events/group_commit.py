@@ -53,10 +53,20 @@ QUIET = 0.0005  # seconds without a new event that end the wait, once the group 
 _Item = tuple[Event, str, "Future[Ingested]"]  # the event, its sender's API key, its answer
 
 
+def waiting_queue() -> queue.Queue[_Item | None]:
+    """The writer's queue. Not `queue.SimpleQueue`: on CPython 3.11 its `get(timeout=...)`
+    blocks for good if the thread is held up inside it (preempted, on a busy machine) past the
+    deadline — it then waits on its lock with a negative timeout, which means no timeout — until
+    the next event comes. Under load that is a long tail; on a server that went quiet, the
+    requests of the group it was gathering were never answered. `queue.Queue` checks the time left
+    in Python before each wait."""
+    return queue.Queue()
+
+
 class GroupCommitter:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._queue = waiting_queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._last_size = 0      # the writer's own: the size and the time of its last transaction
@@ -143,7 +153,7 @@ class GroupCommitter:
                 future.set_result(outcome)
 
 
-def _gather(waiting: queue.SimpleQueue[_Item | None], group: list[_Item], expected: int, deadline: float,
+def _gather(waiting: queue.Queue[_Item | None], group: list[_Item], expected: int, deadline: float,
             quiet: float) -> bool:
     """Add events to `group` as they come, until it holds `expected` and `quiet` seconds pass without
     another, or until `deadline` (monotonic) or MAX_GROUP; whether the writer was told to stop."""
