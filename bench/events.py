@@ -1,6 +1,7 @@
 """Event ingestion benchmark: NDJSON import, one event per HTTP request, and the batch route.
 
     python -m bench.events [--events 20000] [--backends sqlite,postgresql] [--http-seconds 10]
+                           [--client python|wrk]
 
 Import: `pointsmith events import` of a history of `order.paid` events in time
 order (5,000 members) under a program with two rules, in a child process whose
@@ -8,10 +9,11 @@ own peak RSS is read from the OS; baseline: the driver's executemany of every
 row the import left (events, ledger, growth, usage, orders, tiers) into twins
 with no index, in as many transactions. HTTP: a real `pointsmith serve` (two
 workers on PostgreSQL, one on SQLite, whose single writer gains nothing from
-more processes) on loopback, driven by 16 threads with events that continue
-the history; requests/s and p50/p99 latency, next to the same load on
-`GET /health` (one SELECT: the floor of framework, server and client on these
-cores) in the same run.
+more processes) on loopback, driven by 16 connections (Python threads, or
+`wrk` with `--client wrk`) with events that continue the history;
+requests/s and p50/p99 latency, next to the same load on `GET /health`
+(one SELECT: the floor of framework, server and client on these cores) in
+the same run.
 """
 from __future__ import annotations
 
@@ -217,7 +219,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench_http(url: str, seconds: float, after: int, workers: int = 16) -> dict[str, Any]:
+def bench_http(url: str, seconds: float, after: int, workers: int = 16, client: str = "python") -> dict[str, Any]:
     """The HTTP figures; the events sent continue the imported history (`after` events in), as live
     traffic would (a backdated event also redoes the tier history after it)."""
     # SQLite has one writer: more server processes only queue in its busy handler (a long tail)
@@ -237,16 +239,16 @@ def bench_http(url: str, seconds: float, after: int, workers: int = 16) -> dict[
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        floor = _load(port, seconds, workers, lambda _: ("GET", "/health", None, {}), 200)
-        single = _load(port, seconds, workers,
-                       lambda i: ("POST", "/v1/events", json.dumps(event(after + i, "h")), headers), 201)
+        floor = load(port, seconds, workers, "GET", "/health", 200, client=client)
+        single = load(port, seconds, workers, "POST", "/v1/events", 201,
+                      lambda i: json.dumps(event(after + i, "h")), key, client)
         after += 10_000 * int(seconds)  # past the single events' (never 10,000 a second here)
         one, sent = _batch(base, headers, seconds, after)
         # a second client keeps the server busy while the first builds its next batch, and gives
         # PostgreSQL's second server process work
         two, _ = _batch(base, headers, seconds, after + sent, clients=2)
         batches = {"http_batch_events_per_second": one, "http_batch_2_clients_events_per_second": two}
-        return {"http_server_workers": server_workers,
+        return {"http_server_workers": server_workers, "http_client": client,
                 **{f"http_health_{k}": v for k, v in floor.items()},
                 **{f"http_single_{k}": v for k, v in single.items()},
                 "http_single_vs_health_rps": round(single["requests_per_second"] / floor["requests_per_second"], 2),
@@ -256,8 +258,42 @@ def bench_http(url: str, seconds: float, after: int, workers: int = 16) -> dict[
         server.wait(10)
 
 
-def _load(port: int, seconds: float, workers: int,
-          request: Callable[[int], tuple[str, str, str | None, dict[str, str]]], expect: int) -> dict[str, Any]:
+def load(port: int, seconds: float, connections: int, method: str, path: str, expect: int,
+         body: Callable[[int], str] | None = None, key: str | None = None, client: str = "python") -> dict[str, Any]:
+    """`connections` keep-alive connections sending `method path` (with `body(i)` for the i-th
+    request) for `seconds`: requests/s and p50/p99 latency. `client`: "python", threads of
+    http.client (the figures of record: its latencies agree with the server's own timing of each
+    request), or "wrk" (Debian: `apt-get install wrk`), whose C client leaves more of the two
+    cores to the server (bench/README.md, tenth session, on what its tail shows)."""
+    if client == "python":
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"} if key else {}
+        return _load_threads(port, seconds, connections,
+                             lambda i: (method, path, body(i) if body else None, headers), expect)
+    if shutil.which("wrk") is None:
+        raise SystemExit("--client wrk needs wrk (Debian: apt-get install wrk)")
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [method, path, str(expect), str(WRK_THREADS)]
+        if body is not None:
+            # more bodies than the route could take in the time: each is sent once (the script checks)
+            bodies = Path(tmp) / "bodies.ndjson"
+            bodies.write_text("".join(body(i) + "\n" for i in range(int(seconds * 5_000))))
+            args += [str(bodies), key or ""]
+        done = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{round(seconds)}s",
+                               "--timeout", "30s", "-s", str(Path(__file__).with_name("wrk_load.lua")),
+                               f"http://127.0.0.1:{port}", "--", *args],
+                              capture_output=True, text=True, check=True)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["unexpected"] == figures["exhausted"] == figures["socket_errors"] == 0, figures
+    return {"requests_per_second": round(figures["requests"] / figures["seconds"]),
+            "p50_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"]}
+
+
+WRK_THREADS = 2  # one a core
+
+
+def _load_threads(port: int, seconds: float, workers: int,
+                  request: Callable[[int], tuple[str, str, str | None, dict[str, str]]],
+                  expect: int) -> dict[str, Any]:
     """`workers` threads on keep-alive connections (http.client: the lightest client in the standard
     library, since the client shares the machine's two cores with the server)."""
     latencies: list[float] = []
@@ -318,13 +354,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--http-seconds", type=float, default=10)
+    parser.add_argument("--client", choices=["python", "wrk"], default="python",
+                        help="the load generator of the single-request figures (see `load`)")
     args = parser.parse_args()
     results = []
     for backend in args.backends.split(","):
         with scratch_database(backend) as url, tempfile.TemporaryDirectory() as tmp:
             imported = bench_import(url, args.events, Path(tmp))
             counts = row_counts(url)
-            http = bench_http(url, args.http_seconds, args.events)
+            http = bench_http(url, args.http_seconds, args.events, client=args.client)
             results.append({"backend": backend, **imported,
                             **raw_floors(url, args.events, counts, imported["import_seconds"]), **http})
             if backend == "postgresql":  # the same file by two worker processes, into a database of its own
