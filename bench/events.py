@@ -258,6 +258,9 @@ def bench_http(url: str, seconds: float, after: int, workers: int = 16, client: 
         server.wait(10)
 
 
+WRK_THREADS = 2  # one a core
+
+
 def load(port: int, seconds: float, connections: int, method: str, path: str, expect: int,
          body: Callable[[int], str] | None = None, key: str | None = None, client: str = "python") -> dict[str, Any]:
     """`connections` keep-alive connections sending `method path` (with `body(i)` for the i-th
@@ -286,9 +289,6 @@ def load(port: int, seconds: float, connections: int, method: str, path: str, ex
     assert figures["unexpected"] == figures["exhausted"] == figures["socket_errors"] == 0, figures
     return {"requests_per_second": round(figures["requests"] / figures["seconds"]),
             "p50_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"]}
-
-
-WRK_THREADS = 2  # one a core
 
 
 def _load_threads(port: int, seconds: float, workers: int,
