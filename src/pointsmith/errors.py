@@ -55,6 +55,10 @@ class InvalidProgram(ValidationFailed):
         self.problems = problems
 
 
+class ImportStopped(DomainError):
+    code, status, title = "import_stopped", 500, "Import stopped"
+
+
 class NoProgram(Conflict):
     code, title = "no_program", "No program published"
 

@@ -94,6 +94,17 @@ def test_events_import_reports_rejects_by_line(cli: Cli) -> None:
     assert again["duplicate"] == 1
 
 
+def test_an_import_skips_a_byte_order_mark_and_rejects_only_the_lines_that_are_not_utf8(cli: Cli) -> None:
+    good = [json.dumps(event(f"g{i}", member="a", order_id=f"o{i}", amount=5)) for i in range(2)]
+    bad = b'{"id": "bad-\xff", "type": "login", "member_id": "a", "occurred_at": "2026-01-01T00:00:00Z"}'
+    path = cli.cwd / "e.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + good[0].encode() + b"\n" + bad + b"\n" + good[1].encode() + b"\n")
+    out = json.loads(cli.run("events", "import", str(path), "--json", check=False).stdout)
+    assert (out["accepted"], out["rejected"]) == (2, 1)
+    assert [(e["line"], e["code"]) for e in out["errors"]] == [(2, "validation_error")]
+    assert "invalid UTF-8" in out["errors"][0]["message"]
+
+
 def test_points_grant_checks_the_file_first_and_is_safe_to_run_again(cli: Cli) -> None:
     cli.run("members", "create", "gr-1")
     bad = cli.write("bad.csv", "member_id,points\ngr-1,10\nnobody,5\n")

@@ -1,6 +1,7 @@
 """Over real HTTP: every error is problem+json with the right status and stable code."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -142,6 +143,32 @@ def test_events_over_http_are_idempotent_by_id(server: Live) -> None:
     batch = server.call("POST", "/v1/events/batch", key=server.client,
                         json={"events": [ev, {"id": "x"}]}).json()
     assert (batch["duplicate"], batch["rejected"]) == (1, 1)
+
+
+def test_events_that_no_database_could_store_are_422_and_leave_the_rest_of_a_batch(server: Live) -> None:
+    mid = new_id()
+    good = {"id": "ok-" + mid, "type": "order.paid", "member_id": mid, "occurred_at": "2026-01-01T00:00:00Z",
+            "attributes": {"order_id": "o1", "amount": 3}}
+    # not UTF-8: refused, not replaced (two ids that differ only there would become one event)
+    raw = '{"id": "u-\xff", "type": "login", "member_id": "' + mid + '", "occurred_at": "2026-01-01T00:00:00Z"}'
+    assert_problem(server.call("POST", "/v1/events", key=server.client, content=raw.encode("latin-1")),
+                   422, "validation_error")
+    year_one = {**good, "id": "y1-" + mid, "occurred_at": "0001-01-01T00:00:00+01:00"}
+    assert_problem(server.call("POST", "/v1/events", key=server.client, json=year_one), 422, "validation_error")
+    lone_surrogates = [{**good, "id": "s-" + mid, "member_id": mid + "\ud800"}, {**good, "id": "s-\udcff"}]
+    batch = server.call("POST", "/v1/events/batch", key=server.client, content=json.dumps(  # JSON's \u escapes
+        {"events": [good, year_one, *lone_surrogates]}), headers={"Content-Type": "application/json"}).json()
+    assert (batch["accepted"], batch["rejected"]) == (1, 3), batch
+    assert [r["code"] for r in batch["results"][1:]] == ["validation_error"] * 3
+    assert batch["results"][3]["id"] == "s-\\udcff"  # shown escaped: no answer can carry it as it came
+
+
+def test_an_event_id_with_a_slash_can_be_read_back(server: Live) -> None:
+    mid = new_id()
+    ev = {"id": f"shop/{mid}/1", "type": "login", "member_id": mid, "occurred_at": "2026-01-01T00:00:00Z"}
+    assert server.call("POST", "/v1/events", key=server.client, json=ev).status_code == 201
+    stored = server.call("GET", f"/v1/events/shop%2F{mid}%2F1", key=server.client)
+    assert stored.status_code == 200 and stored.json()["id"] == ev["id"]
 
 
 def test_the_same_event_sent_ten_times_at_once_credits_once(live: tuple[Live, object]) -> None:

@@ -1,12 +1,14 @@
 """Events are checked field by field; amounts stay exact."""
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 
 import pytest
 
 from pointsmith.errors import ValidationFailed
-from pointsmith.events.validation import MAX_ATTRIBUTES_BYTES, parse_event, parse_line
+from pointsmith.events.validation import MAX_ATTRIBUTES_BYTES, MAX_DEPTH, Event, parse_event, parse_line
 from tests.factories import event
 
 
@@ -81,3 +83,60 @@ def test_attributes_are_limited_by_their_bytes_as_compact_utf8_json() -> None:
         parse_event(event("1", "custom.note", note="十" * ((MAX_ATTRIBUTES_BYTES - frame) // 3 + 1)))
     with pytest.raises(ValidationFailed, match="larger than"):  # integers past 64 bits are counted too
         parse_event(event("1", "custom.note", big=[2**70] * 4000))
+
+
+ORDER = '{"id": "e", "type": "order.paid", "member_id": "m-1", "occurred_at": "2026-01-01T10:00:00Z", '
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (event("e\n", order_id="o", amount=1), "^id"),  # `$` would let a final newline through
+    ({**event("e", order_id="o", amount=1), "member_id": "m\n"}, "^member_id"),
+    (event("e", kind="login\n"), "^type"),
+    (event("e\x00", order_id="o", amount=1), "^id"),
+    (event("e\ud800", order_id="o", amount=1), "^id"),
+    ({**event("e", order_id="o", amount=1), "member_id": "m\udcff"}, "^member_id"),
+    (event("e", order_id="o", amount=1, note="a\x00b"), r"^attributes\.note: text with NUL"),
+    (event("e", order_id="o", amount=1, deep={"x": ["\udc00"]}), r"^attributes\.deep\.x\[0\]: text"),
+    (event("e", order_id="o", amount=1, deep={"\ud800": 1}), r"^attributes\.deep: a name"),
+    (event("e", order_id="o", amount=1, deep={"x": float("nan")}), r"^attributes\.deep\.x: must be a finite"),
+    (event("e", order_id="o", amount=1, deep=[Decimal("Infinity")]), r"^attributes\.deep\[0\]: must be a finite"),
+])
+def test_text_no_database_can_store_and_trailing_newlines_are_refused_at_any_depth(raw: object, message: str) -> None:
+    with pytest.raises(ValidationFailed, match=message):
+        parse_event(raw)
+
+
+def test_attributes_nest_at_most_max_depth_and_json_nested_past_the_parser_is_refused() -> None:
+    nested: object = 1
+    for _ in range(MAX_DEPTH):
+        nested = [nested]
+    assert parse_event(event("e", order_id="o", amount=1, deep=nested)).attributes["deep"] == nested
+    with pytest.raises(ValidationFailed, match=f"nested more than {MAX_DEPTH} levels"):
+        parse_event(event("e", order_id="o", amount=1, deep=[nested]))
+    with pytest.raises(ValidationFailed, match="not valid JSON: nested too deeply"):
+        parse_line(ORDER + '"attributes": {"x": ' + "[" * 100_000 + "}}")
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1899-12-31T23:59:59Z",
+                                "3000-01-01T00:00:00Z", "2999-12-31T23:00:00-01:00"])
+def test_a_time_outside_the_years_the_engine_computes_in_is_refused(at: str) -> None:
+    with pytest.raises(ValidationFailed, match=r"occurred_at: .* is outside 1900 to 2999"):
+        parse_event({**event("e", order_id="o", amount=1), "occurred_at": at})
+    assert parse_event({**event("e", order_id="o", amount=1), "occurred_at": "1900-01-01T00:00:00Z"})
+
+
+def test_equal_numbers_hash_the_same_however_written_and_a_stored_hash_of_the_old_form_still_matches() -> None:
+    def hashed(attributes: str) -> Event:
+        return parse_event(parse_line(ORDER + f'"attributes": {attributes}}}'))
+
+    plain = hashed('{"order_id": "o", "amount": 1.5, "x": {"y": [2, 0.25]}}')
+    for same in ('{"order_id": "o", "amount": 1.50, "x": {"y": [2.0, 0.250]}}',
+                 '{"x": {"y": [2e0, 25e-2]}, "amount": 15e-1, "order_id": "o"}'):
+        assert hashed(same).body_hash == plain.body_hash
+    assert hashed('{"order_id": "o", "amount": 1.51, "x": {"y": [2, 0.25]}}').body_hash != plain.body_hash
+    # what was stored before numbers were made canonical: the attributes hashed as written
+    written = hashed('{"order_id": "o", "amount": 1.50}')
+    old_form = hashlib.sha256(json.dumps(["order.paid", "m-1", "2026-01-01T10:00:00Z", written.attributes],
+                                         sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
+    assert old_form != written.body_hash and written.same_body(old_form) and written.same_body(written.body_hash)
+    assert not hashed('{"order_id": "o", "amount": 1.5}').same_body(old_form.replace("0", "1"))

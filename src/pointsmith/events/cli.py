@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import IO, Annotated
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
@@ -30,12 +30,12 @@ def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for stan
     if workers is not None and workers > 1 and (file == "-" or replay):
         raise ValidationFailed("--workers reads a file (not -) and does not replay")
     if file == "-":
-        stream: IO[str] = sys.stdin
+        stream = importing.open_events(None)
         size, workers = None, 1
     else:
         path = Path(file)
         try:
-            stream = path.open(encoding="utf-8")
+            stream = importing.open_events(path)
         except OSError as e:
             raise ValidationFailed(f"cannot read {file}: {e.strerror}") from None
         size = path.stat().st_size

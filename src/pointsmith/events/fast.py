@@ -114,7 +114,7 @@ def ingest_run(conn: Connection, run: list[Event]) -> FastResult:
             break
         if event.id in seen:
             body_hash, outcome = seen[event.id]
-            results.append(("duplicate", outcome) if body_hash == event.body_hash else IdempotencyConflict(
+            results.append(("duplicate", outcome) if event.same_body(body_hash) else IdempotencyConflict(
                 f"event {event.id!r} was already received with different content"))
             done += 1
             continue

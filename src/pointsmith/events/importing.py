@@ -11,8 +11,10 @@ default (`auto_workers`) takes one process.
 """
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, wait
@@ -24,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from pointsmith import collector
 from pointsmith.db import get_engine, is_postgres, read_only, unit_of_work
-from pointsmith.errors import DomainError, ValidationFailed
+from pointsmith.errors import DomainError, ImportStopped, ValidationFailed
 from pointsmith.events import service
 from pointsmith.events.replay import ReplayClock
 from pointsmith.events.tables import events
@@ -41,6 +43,15 @@ Totals = dict[str, int]
 Errors = list[dict[str, Any]]
 
 
+def open_events(path: Path | None) -> IO[str]:
+    """An NDJSON file (or standard input, for None) as text. A leading byte-order mark is skipped; bytes
+    that are not UTF-8 are read as lone surrogates, so their line alone is rejected (validation refuses
+    such text), not the whole import."""
+    if path is None:
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape")
+    return path.open(encoding="utf-8-sig", errors="surrogateescape")
+
+
 def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any], *,
                   replay: ReplayClock | None = None, mine: Callable[[Any], bool] | None = None
                   ) -> tuple[Totals, Errors]:
@@ -50,8 +61,17 @@ def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any]
     errors: Errors = []
     for batch in _batches(_lines(stream, advance, mine)):
         numbers = [n for n, _ in batch]
-        with unit_of_work(target) as conn, collector.paused():  # paused once the writer lock is ours
-            result = service.ingest_many(conn, [raw for _, raw in batch], replay=replay, outcomes=False)
+        try:
+            with unit_of_work(target) as conn, collector.paused():  # paused once the writer lock is ours
+                result = service.ingest_many(conn, [raw for _, raw in batch], replay=replay, outcomes=False)
+        except DomainError:
+            raise
+        except Exception as e:  # each batch commits alone: say what is saved and how to go on
+            why = (str(e).strip().splitlines() or [""])[0]
+            raise ImportStopped(
+                f"import stopped in lines {numbers[0]}-{numbers[-1]} ({type(e).__name__}: {why}); the "
+                f"{totals['accepted']} events accepted before them are saved, and importing the file again "
+                "counts them as duplicates") from e
         for key in totals:
             totals[key] += getattr(result, key)
         errors += [{"line": numbers[r.index], "id": r.id, "code": r.code, "message": r.message}
@@ -133,7 +153,7 @@ def parallel_refusal(target: Engine, path: Path) -> str | None:
     if budgeted:
         return (f"--workers: rule {budgeted[0]!r} has a budget shared by all members in file order; "
                 "import with one worker")
-    with path.open(encoding="utf-8") as stream:
+    with open_events(path) as stream:
         for number, line in enumerate(stream, 1):
             if '"member.registered"' in line and '"invite_code"' in line:
                 return (f"--workers: line {number} registers a member with an invite code, whose inviter "
@@ -172,7 +192,7 @@ def _work(url: str, path: str, index: int, workers: int) -> tuple[Totals, Errors
         if read - _positions[index] > 1 << 20:  # now and then: the bar needs no more
             _positions[index] = read
 
-    with open(path, encoding="utf-8") as stream:
+    with open_events(Path(path)) as stream:
         done = import_stream(get_engine(url), stream, advance, mine=lambda raw: worker_of(raw, workers) == index)
     _positions[index] = read
     return done

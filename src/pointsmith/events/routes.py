@@ -45,7 +45,11 @@ def _body(schema: type[BaseModel]) -> dict[str, Any]:
 
 def _parse(body: bytes) -> Any:
     # Parsed here, not by pydantic, so amounts arrive as exact Decimals.
-    return parse_line(body.decode(errors="replace"))
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as e:  # not replaced: two ids that differ only there would become one
+        raise ValidationFailed(f"the body is not valid UTF-8 (byte {e.start})") from None
+    return parse_line(text)
 
 
 @router.post("", status_code=201, summary="Ingest one event", openapi_extra=_body(EventIn),
@@ -119,7 +123,7 @@ async def post_batch(request: Request, engine: EngineDep, key: ClientKey) -> Res
     return WireJSON(await _run(work))
 
 
-@router.get("/{event_id}", summary="A stored event and its outcome")
+@router.get("/{event_id:path}", summary="A stored event and its outcome")  # an id may hold a '/'
 def get_event(event_id: str, engine: EngineDep, key: ClientKey) -> dict[str, Any]:
     with read_only(engine) as conn:
         return service.get(conn, event_id)

@@ -19,7 +19,7 @@ from pointsmith.errors import DomainError, IdempotencyConflict, InvalidMemberSta
 from pointsmith.events.fast import ingest_run
 from pointsmith.events.replay import ReplayClock
 from pointsmith.events.tables import events
-from pointsmith.events.validation import Event, parse_event
+from pointsmith.events.validation import UNSTORABLE_TEXT, Event, parse_event
 from pointsmith.members import service as members
 from pointsmith.members.service import Member, Status
 from pointsmith.program import service as programs
@@ -64,7 +64,7 @@ def ingest(conn: Connection, event: Event) -> Ingested:
     idempotency.lock(conn, "event", event.id)
     seen = _find(conn, event.id)
     if seen is not None:
-        if seen.body_hash != event.body_hash:
+        if not event.same_body(seen.body_hash):
             raise IdempotencyConflict(f"event {event.id!r} was already received with different content")
         return Ingested(event.id, "duplicate", seen.outcome)
     version = programs.active_or_none(conn, event.occurred_at)
@@ -88,7 +88,8 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0,
     ids: list[str | None] = []
     items: list[Event | DomainError] = []
     for raw in raws:
-        ids.append(raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None)
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        ids.append(_shown_id(raw_id) if isinstance(raw_id, str) else None)
         try:
             if isinstance(raw, DomainError):  # a line that did not even parse
                 raise raw
@@ -147,6 +148,12 @@ def apply_all(conn: Connection, items: list[Event | DomainError], *,
             out.append(done)
         position += 1
     return out
+
+
+def _shown_id(event_id: str) -> str:
+    """An id as a reject reports it: text that is not Unicode (lone surrogates) as escapes, since no
+    answer or report could carry it."""
+    return event_id.encode("utf-8", "backslashreplace").decode() if UNSTORABLE_TEXT.search(event_id) else event_id
 
 
 def _reject(result: BatchResult, index: int, event_id: str | None, error: DomainError) -> None:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -20,10 +20,18 @@ from pointsmith.clock import iso
 from pointsmith.db import json_size, loads
 from pointsmith.errors import ValidationFailed
 from pointsmith.members.service import MEMBER_ID, Verification
+from pointsmith.program.service import BEGINNING
 
-EVENT_ID = re.compile(r"^[^\s]{1,255}$")
-EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+# \Z, not $: `$` also matches before a final newline, which would let "e-1\n" in as an id of its own
+EVENT_ID = re.compile(r"[^\s\x00\ud800-\udfff]{1,255}\Z")
+EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\Z")
+# text no database can store as it came: NUL (PostgreSQL's text and jsonb refuse it) and lone surrogates
+# (no UTF-8 for them: JSON's "\ud800", or a file's undecodable bytes, read as surrogates)
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 MAX_ATTRIBUTES_BYTES = 65_536
+MAX_DEPTH = 32  # of objects and arrays within attributes
+EARLIEST = BEGINNING  # when the first program version takes effect
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)  # exclusive: periods, expiry and reviews after it stay within dates
 MAX_AMOUNT = Decimal("1e13")
 MAX_DIGITS = 15  # what a float (and so any JSON consumer) holds exactly
 _HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))  # one for every event
@@ -39,13 +47,35 @@ class Event:
 
     @cached_property  # asked by the idempotency check and again by the write
     def body_hash(self) -> str:
-        """What makes two sends of one id the same event (the id itself aside)."""
-        text = _HASH_ENCODER.encode([self.type, self.member_id, iso(self.occurred_at), self.attributes])
-        return hashlib.sha256(text.encode()).hexdigest()
+        """What makes two sends of one id the same event (the id itself aside): equal numbers hash the
+        same however they are written (1.5, 1.50, 15e-1; 2 and 2.0), at any depth."""
+        return _hash([self.type, self.member_id, iso(self.occurred_at), _canonical(self.attributes)])
+
+    def same_body(self, stored_hash: str) -> bool:
+        """Whether an event stored under this id with `stored_hash` had this content. Events stored
+        before numbers were made canonical hashed them as written (`body_hash` then): a retry sent
+        as it first was still matches."""
+        return stored_hash == self.body_hash or stored_hash == _hash(
+            [self.type, self.member_id, iso(self.occurred_at), self.attributes])
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "type": self.type, "member_id": self.member_id,
                 "occurred_at": iso(self.occurred_at), "attributes": self.attributes}
+
+
+def _hash(body: list[Any]) -> str:
+    return hashlib.sha256(_HASH_ENCODER.encode(body).encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """`value` with every number in one form: whole ones as ints, others without trailing zeros."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else value.normalize()
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def parse_line(line: str) -> Any:
@@ -53,6 +83,8 @@ def parse_line(line: str) -> Any:
         return loads(line)
     except ValueError as e:
         raise ValidationFailed(f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise ValidationFailed("not valid JSON: nested too deeply") from None
 
 
 def parse_event(raw: Any) -> Event:
@@ -64,20 +96,21 @@ def parse_event(raw: Any) -> Event:
         raise ValidationFailed(f"unknown field(s): {', '.join(sorted(unknown))}")
     event_id = raw.get("id")
     if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
-        raise ValidationFailed("id: required, 1 to 255 characters without spaces")
+        raise ValidationFailed("id: required, 1 to 255 characters without spaces (nor NUL or invalid UTF-8)")
     kind = raw.get("type")
     if not isinstance(kind, str) or len(kind) > 100 or not EVENT_TYPE.match(kind):
         raise ValidationFailed("type: required, lower-case words joined by dots (e.g. order.paid)")
     member_id = raw.get("member_id")
     if not isinstance(member_id, str) or not MEMBER_ID.match(member_id):
-        raise ValidationFailed("member_id: required, 1 to 128 characters with no spaces, '/', '?' or '#'")
+        raise ValidationFailed("member_id: required, 1 to 128 characters with no spaces, '/', '?' or '#' "
+                               "(nor NUL or invalid UTF-8)")
     occurred_at = _time(raw.get("occurred_at"))
     attributes = raw.get("attributes", {})
     if attributes is None:
         attributes = {}
     if not isinstance(attributes, dict):
         raise ValidationFailed("attributes: must be a JSON object")
-    attributes = {k: _exact(k, v) for k, v in attributes.items()}
+    attributes = _checked(attributes, "attributes", 0)
     if json_size(attributes) > MAX_ATTRIBUTES_BYTES:
         raise ValidationFailed(f"attributes: larger than {MAX_ATTRIBUTES_BYTES} bytes")
     check = STANDARD_TYPES.get(kind)
@@ -95,17 +128,41 @@ def _time(value: Any) -> datetime:
         raise ValidationFailed(f"occurred_at: {value!r} is not an ISO 8601 time") from None
     if t.tzinfo is None:
         raise ValidationFailed(f"occurred_at: {value!r} has no offset (add Z or +08:00)")
-    return t.astimezone(UTC)
+    try:
+        t = t.astimezone(UTC)
+    except OverflowError:  # an offset that takes it past year 1 or 9999
+        t = EARLIEST - timedelta(days=1)
+    if not EARLIEST <= t < LATEST:
+        raise ValidationFailed(f"occurred_at: {value!r} is outside {EARLIEST.year} to {LATEST.year - 1}")
+    return t
 
 
-def _exact(name: str, value: Any) -> Any:
-    """A float (from a Python caller, or JSON's NaN/Infinity) as the Decimal its shortest text reads:
-    84.19 stays 84.19, not the binary fraction nearest to it."""
-    if not isinstance(value, float):
+def _checked(value: Any, path: str, depth: int) -> Any:
+    """An attribute value as it is stored: floats (from a Python caller, or JSON's NaN/Infinity) as the
+    Decimal their shortest text reads (84.19 stays 84.19, not the binary fraction nearest to it),
+    at any depth; refused if not finite, nested too deeply, or holding text no database can store."""
+    if isinstance(value, str):
+        if UNSTORABLE_TEXT.search(value):
+            raise ValidationFailed(f"{path}: text with NUL or invalid UTF-8")
         return value
-    if not math.isfinite(value):
-        raise ValidationFailed(f"attributes.{name}: must be a finite number")
-    return Decimal(repr(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationFailed(f"{path}: must be a finite number")
+        return Decimal(repr(value))
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValidationFailed(f"{path}: must be a finite number")
+    if isinstance(value, dict | list):
+        if depth > MAX_DEPTH:
+            raise ValidationFailed(f"{path}: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, list):
+            return [_checked(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str) or UNSTORABLE_TEXT.search(k):
+                raise ValidationFailed(f"{path}: a name with NUL or invalid UTF-8")
+            out[k] = _checked(v, f"{path}.{k}", depth + 1)
+        return out
+    return value
 
 
 def _normalise(attributes: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from pointsmith.db import is_postgres, json_size, plain_json
 from pointsmith.errors import InvalidMemberState, MemberExists, UnknownMember, ValidationFailed
 from pointsmith.members.tables import members
 
-MEMBER_ID = re.compile(r"^[^\s/?#]{1,128}$")
+# \Z, not $ (which also matches before a final newline); no NUL or lone surrogate: no database stores them
+MEMBER_ID = re.compile(r"[^\s/?#\x00\ud800-\udfff]{1,128}\Z")
 MAX_ATTRIBUTES_BYTES = 16_384
 INVITE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: codes are read aloud and typed
 INVITE_LENGTH = 8

@@ -1,11 +1,17 @@
 """Event ingestion: idempotent by id, member effects, one bad event never spoils a batch."""
 from __future__ import annotations
 
-import pytest
-from sqlalchemy.engine import Connection
+import io
+import json
+from typing import Any
 
-from pointsmith.errors import IdempotencyConflict, InvalidMemberState, UnknownMember
-from pointsmith.events import service
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from pointsmith.errors import IdempotencyConflict, ImportStopped, InvalidMemberState, UnknownMember
+from pointsmith.events import importing, service
+from pointsmith.events.tables import events
 from pointsmith.events.validation import parse_event
 from pointsmith.members import service as members
 from tests.factories import SIMPLE_PROGRAM, event, publish
@@ -67,3 +73,26 @@ def test_a_batch_reports_rejects_by_index_and_keeps_the_rest(conn: Connection) -
     assert (result.accepted, result.duplicate, result.rejected) == (2, 1, 2)
     assert [(e.index, e.code) for e in result.errors] == [(1, "validation_error"), (2, "idempotency_conflict")]
     assert service.get(conn, "b3")["type"] == "order.paid"
+
+
+def test_an_import_that_fails_midway_says_which_lines_and_what_is_saved(engine: Engine,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importing, "BATCH", 2)
+    calls = []
+    real = service.ingest_many
+
+    def failing_on_the_second_batch(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire\nsecond line")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "ingest_many", failing_on_the_second_batch)
+    lines = "".join(json.dumps(event(f"f{i}", kind="login", member=f"fm{i}")) + "\n" for i in range(5))
+    with pytest.raises(ImportStopped) as stopped:
+        importing.import_stream(engine, io.StringIO(lines), lambda _: None)
+    assert stopped.value.detail == ("import stopped in lines 3-4 (RuntimeError: disk on fire); the 2 events "
+                                    "accepted before them are saved, and importing the file again counts them "
+                                    "as duplicates")
+    with engine.connect() as c:
+        assert c.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 2
