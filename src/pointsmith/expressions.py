@@ -123,6 +123,27 @@ def _div(a: Any, b: Any) -> Any:
     return _num(Decimal(_num(a)) / Decimal(_num(b)))
 
 
+def _divmod(a: Any, b: Any) -> tuple[Any, Any]:
+    """Python's floor division and modulo. Decimal's own truncate toward zero (-7.5 // 2 would be -3,
+    -7 % 3 would be -1); the language's numbers follow Python's (-4 and 2), as for ints."""
+    a, b = _num(a), _num(b)
+    if not (isinstance(a, Decimal) or isinstance(b, Decimal)):
+        whole: tuple[int, int] = divmod(a, b)
+        return whole
+    q, r = divmod(Decimal(a), Decimal(b))
+    if r and (r < 0) != (b < 0):
+        q, r = q - 1, r + b
+    return q, r
+
+
+def _floordiv(a: Any, b: Any) -> Any:
+    return _num(_divmod(a, b)[0])
+
+
+def _mod(a: Any, b: Any) -> Any:
+    return _num(_divmod(a, b)[1])
+
+
 def _floor(x: Any) -> int:
     value: int = math.floor(_num(x))
     return value
@@ -159,7 +180,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
 }
 BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: _add, ast.Sub: _arith(operator.sub), ast.Mult: _arith(operator.mul),
-    ast.Div: _div, ast.FloorDiv: _arith(operator.floordiv), ast.Mod: _arith(operator.mod),
+    ast.Div: _div, ast.FloorDiv: _floordiv, ast.Mod: _mod,
 }
 
 

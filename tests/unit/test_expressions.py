@@ -1,8 +1,10 @@
 """The expression language allows only what CONTRACT §1 lists and computes exactly."""
 from __future__ import annotations
 
+import math
 import string
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -30,6 +32,9 @@ ENV = {"event": {"amount": Decimal("120.50"), "channel": "app"}, "member": {"cit
     ("abs(-3) + ceil(1.2)", 5),
     ("-event.amount", Decimal("-120.50")),
     ("1 < 2 < 3", True),
+    ("-7.5 // 2", -4),  # Python's floor division and modulo, not Decimal's truncation
+    ("-7.0 % 3", 2),
+    ("7.5 % -2", Decimal("-0.5")),
 ])
 def test_evaluates_allowed_syntax_exactly(source: str, expected: object) -> None:
     assert compile_expression(source).evaluate(ENV) == expected
@@ -102,3 +107,15 @@ def test_no_generated_attribute_chain_reaches_outside_names(parts: list[str], su
     assert len(parts) == 2 and parts[0] in {"event", "member", "tier"} and not parts[1].startswith("_")
     assert suffix == "", source
     assert expression.names == {source}
+
+
+numbers = st.one_of(st.integers(-10**6, 10**6), st.decimals(-10**6, 10**6, places=3, allow_nan=False,
+                                                            allow_infinity=False))
+
+
+@given(numbers, numbers.filter(lambda b: b != 0))
+def test_floor_division_and_modulo_follow_python_on_exact_values(a: Decimal | int, b: Decimal | int) -> None:
+    env = {"event": {"a": a, "b": b}}
+    quotient = math.floor(Fraction(a) / Fraction(b))
+    assert compile_expression("event.a // event.b").evaluate(env) == quotient
+    assert compile_expression("event.a % event.b").evaluate(env) == Fraction(a) - Fraction(b) * quotient

@@ -44,6 +44,7 @@ from pointsmith.events.validation import Event
 from pointsmith.growth import service as growth
 from pointsmith.growth.tables import growth_entries
 from pointsmith.idempotency import lock_many_read
+from pointsmith.ledger.common import check_points
 from pointsmith.ledger.service import CreditRequest, post_credits
 from pointsmith.ledger.writer import PointState, balances_read
 from pointsmith.members.service import Member, Status, random_invite_code
@@ -52,7 +53,7 @@ from pointsmith.program import service as programs
 from pointsmith.program.schema import Qualification
 from pointsmith.program.service import Version
 from pointsmith.rules.engine import Proposal, Tier, propose
-from pointsmith.rules.limits import Usage, apply_limits, period_bounds
+from pointsmith.rules.limits import Usage, apply_limits, local_day, period_bounds
 from pointsmith.rules.service import settle
 from pointsmith.rules.tables import orders, rule_awards
 from pointsmith.tiers import service as tiers
@@ -212,6 +213,9 @@ def _apply(event: Event, version: Version | None, states: dict[str, _State], ord
         if points or grown:
             awards.append((proposal.rule, points, grown))
         results.append(result)
+    for _, points, _ in awards:
+        if points > 0:
+            check_points(points)  # as the ledger would at the write, where it would fail the whole run
     _keep(state, states, new_members)
     for rule, points, grown in awards:
         if points > 0:
@@ -258,9 +262,7 @@ def _usage(awards: list[_Award], periods: set[str], event: Event, tz: ZoneInfo) 
 def _growth_room(cap: int | None, state: _State, at: datetime, tz: ZoneInfo) -> int | None:
     if cap is None:
         return None
-    local = at.astimezone(tz)
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    end = start + timedelta(days=1)
+    start, end = local_day(at, tz)
     gained = sum(g for t, g, earn in state.history if earn and g > 0 and start <= t < end)
     return max(cap - gained, 0)
 

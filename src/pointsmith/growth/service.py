@@ -22,6 +22,7 @@ from pointsmith.db import (
     values_table,
 )
 from pointsmith.growth.tables import growth_entries
+from pointsmith.rules.limits import local_day
 from pointsmith.tiers.policy import Entry
 
 g = growth_entries.c
@@ -57,9 +58,7 @@ def add_to_totals(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
 def gained_in_day(conn: Connection, member_id: str, at: datetime, tz: ZoneInfo) -> int:
     """Growth gained (positive entries) on the local day of `at`: what the daily cap counts."""
-    local = at.astimezone(tz)
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    end = start + timedelta(days=1)
+    start, end = local_day(at, tz)
     total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(g.amount), 0))
                          .where(g.member_id == member_id, g.amount > 0, g.kind == "earn",
                                 g.effective_at >= start, g.effective_at < end)).scalar_one()

@@ -34,6 +34,14 @@ def period_bounds(period: str, t: datetime, tz: ZoneInfo) -> tuple[datetime, dat
             datetime(end.year, end.month, end.day, tzinfo=tz).astimezone(UTC))
 
 
+def local_day(t: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start, end) of the local day holding `t` (what a daily growth cap counts), as the limits' day:
+    on a day whose midnight repeats (a DST fall-back at 00:00), from its first midnight."""
+    start, end = period_bounds("day", t, tz)
+    assert end is not None
+    return start, end
+
+
 @dataclass(frozen=True)
 class Usage:
     points: int

@@ -17,7 +17,7 @@ from pointsmith.ledger.verify import verify
 from pointsmith.members.view import member_view
 from pointsmith.tiers import service as tiers
 from pointsmith.tiers.tables import member_tiers
-from tests.factories import publish
+from tests.factories import SIMPLE_PROGRAM, publish
 from tests.integration.rules.test_replay import PROGRAM, history
 
 LIMITED = PROGRAM.replace('pending: true}', 'pending: true, limits: {points: {day: 150}, times: {week: 6}}}') \
@@ -123,4 +123,29 @@ def test_a_tier_policy_that_reads_whole_histories_ends_as_one_at_a_time(engine: 
     assert {m: t[:4] for m, t in batched["tier_state"].items()} == {m: t[:4] for m, t in single["tier_state"].items()}
     assert batched["history"] == single["history"]
     assert batched["members"] == single["members"]
+    assert batched["outcomes"] == single["outcomes"]
+
+
+def test_an_award_past_the_ledgers_bound_rejects_its_event_alone_both_ways(engine: Any) -> None:
+    raws = [{"id": f"e{i}", "type": "order.paid", "member_id": m, "occurred_at": "2026-01-01T10:00:00Z",
+             "attributes": {"order_id": "o", "amount": amount}}
+            for i, (m, amount) in enumerate([("a", 5), ("b", 5 * 10**12), ("c", 7), ("b", 3)])]
+    raws[3]["attributes"]["order_id"] = "o2"
+    batched, single = ingest_both_ways(engine, SIMPLE_PROGRAM, raws)
+    assert batched["codes"] == single["codes"] == ["validation_error"]
+    assert [batched["members"][m]["points"]["available"] for m in ("a", "b", "c")] == [5, 3, 7]
+    assert batched["members"] == single["members"]
+
+
+def test_a_daily_growth_cap_counts_a_day_whose_midnight_repeats_from_its_first_midnight(engine: Any) -> None:
+    """Havana falls back at 01:00 to 00:00 on 2 November 2025: 04:30Z and 05:30Z are both 00:30 local,
+    one local day, which the limits' day and the growth cap must agree on, both ways."""
+    capped = SIMPLE_PROGRAM.replace("timezone: UTC", "timezone: America/Havana").replace(
+        "daily_cap: null", "daily_cap: 100")
+    raws = [{"id": f"h{i}", "type": "order.paid", "member_id": "a", "occurred_at": at,
+             "attributes": {"order_id": f"o{i}", "amount": 80}}
+            for i, at in enumerate(["2025-11-02T04:30:00Z", "2025-11-02T05:30:00Z"])]
+    raws += [{"id": m, "type": "login", "member_id": m, "occurred_at": "2025-11-03T00:00:00Z"} for m in "bc"]
+    batched, single = ingest_both_ways(engine, capped, raws)
+    assert [single["outcomes"][f"h{i}"]["growth"] for i in range(2)] == [80, 20]
     assert batched["outcomes"] == single["outcomes"]
