@@ -235,14 +235,16 @@ def spend(conn: Connection, member_id: str, points: int, *, key: str, reference:
 def reverse_draft(conn: Connection, state: PointState, points: int, *, at: datetime, policy: PointsPolicy,
                   kind: str, reference: str | None = None, from_reference_first: bool = True,
                   allow_debt: bool = True, **details: Any) -> tuple[Draft | None, int]:
-    """Take back `points`: the reference's lot first (pending before available), then other lots
+    """Take back `points`: the reference's lots first (the pending points of all of them before any
+    available ones: a refund cancels what the member could not use yet first), then other lots
     soonest-expiring first, then debt. Returns the draft (None if nothing to take) and what was not taken."""
     postings: list[Posting] = []
     left = points
     if reference and from_reference_first:
-        for lot in _lots_of_reference(conn, state.member_id, reference):
-            for account, held in (("pending", lot.pending), ("available", lot.remaining)):
-                part = min(left, held)
+        own = _lots_of_reference(conn, state.member_id, reference)
+        for account in ("pending", "available"):
+            for lot in own:
+                part = min(left, lot.pending if account == "pending" else lot.remaining)
                 if part > 0:
                     postings.append(Posting(account, -part, lot.id))
                     left -= part

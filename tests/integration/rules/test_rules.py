@@ -96,3 +96,12 @@ def test_a_rule_whose_expression_fails_on_an_event_is_skipped_with_the_reason(co
         '{key: order, event: order.paid,', '{key: order, event: order.paid, when: "event.channel > 3",'))
     out = ingest(conn, event("a", order_id="o1", amount=10))
     assert out["points"] == 0 and rule(out, "order")["reason"].startswith("expression failed")
+
+
+def test_a_refund_cancels_the_pending_points_of_every_lot_of_the_order_before_available_ones(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace("pending_days: 0", "pending_days: 30") + (
+        '  - {key: bonus, event: order.paid, points: "floor(event.amount)", pending: true}\n'))
+    ingest(conn, event("a", order_id="o1", amount=100))  # lot 1: 100 available (order), lot 2: 100 pending
+    ingest(conn, event("b", "order.refunded", order_id="o1", amount=50, at="2026-01-02T10:00:00Z"))
+    assert queries.balance(conn, "m-1") == {"available": 100, "pending": 0, "held": 0, "debt": 0}
+    assert verify(conn).ok
