@@ -46,6 +46,21 @@ Json = sa.JSON().with_variant(JSONB(), "postgresql")
 BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
+class Amount(sa.Numeric[Decimal]):
+    """A money amount: NUMERIC(20, 6), exact both ways. SQLite keeps it as REAL, which holds the 15
+    significant digits an amount may have (events/validation.py); read back, the float's shortest
+    text is the amount itself (SQLAlchemy's own reading, by the column's scale, would give
+    12345678901.233999 for 12345678901.234)."""
+
+    def __init__(self) -> None:
+        super().__init__(20, 6)
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)  # type: ignore[no-untyped-call]
+        return lambda v: None if v is None else Decimal(repr(v) if isinstance(v, float) else v)
+
+
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC datetimes in and out; stored as timestamptz or as naive UTC text on SQLite."""
 

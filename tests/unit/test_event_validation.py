@@ -140,3 +140,9 @@ def test_equal_numbers_hash_the_same_however_written_and_a_stored_hash_of_the_ol
                                          sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
     assert old_form != written.body_hash and written.same_body(old_form) and written.same_body(written.body_hash)
     assert not hashed('{"order_id": "o", "amount": 1.5}').same_body(old_form.replace("0", "1"))
+
+
+def test_an_amount_has_at_most_the_decimal_places_an_order_keeps() -> None:
+    assert parse_event(parse_line(ORDER + '"attributes": {"order_id": "o", "amount": 1.1234560}}'))
+    with pytest.raises(ValidationFailed, match=r"attributes\.amount: at most 6 decimal places"):
+        parse_event(parse_line(ORDER + '"attributes": {"order_id": "o", "amount": 100.1234567}}'))

@@ -33,7 +33,8 @@ MAX_DEPTH = 32  # of objects and arrays within attributes
 EARLIEST = BEGINNING  # when the first program version takes effect
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)  # exclusive: periods, expiry and reviews after it stay within dates
 MAX_AMOUNT = Decimal("1e13")
-MAX_DIGITS = 15  # what a float (and so any JSON consumer) holds exactly
+MAX_DIGITS = 15  # what a float (and so any JSON consumer, and SQLite's REAL) holds exactly
+MAX_DECIMALS = 6  # what an order's amount keeps (db.Amount)
 _HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))  # one for every event
 
 
@@ -194,6 +195,8 @@ def _amount(attrs: dict[str, Any], name: str = "amount") -> None:
         raise ValidationFailed(f"attributes.{name}: must be a number from 0 to {MAX_AMOUNT:,.0f}")
     if isinstance(value, Decimal) and len(value.normalize().as_tuple().digits) > MAX_DIGITS:
         raise ValidationFailed(f"attributes.{name}: at most {MAX_DIGITS} significant digits")
+    if isinstance(value, Decimal) and int(value.normalize().as_tuple().exponent) < -MAX_DECIMALS:
+        raise ValidationFailed(f"attributes.{name}: at most {MAX_DECIMALS} decimal places")
 
 
 def _registered(attrs: dict[str, Any]) -> None:

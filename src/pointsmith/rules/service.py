@@ -184,9 +184,10 @@ def _write(conn: Connection, rule: Rule, points: int, grown: int, event: Event, 
 
 
 def _share(total: int, part: Decimal, whole: Decimal) -> int:
-    """floor(total * part / whole), exactly."""
+    """floor(total * part / whole), exactly. An order of 0 is refunded whole by any refund of it: it
+    takes back all the order earned, as it releases all the usage the order counted for."""
     if whole == 0:
-        return 0
+        return total
     return int((Decimal(total) * part / whole).to_integral_value(ROUND_FLOOR))
 
 

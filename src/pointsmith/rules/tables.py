@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pointsmith.db import BigId, UtcDateTime, metadata
+from pointsmith.db import Amount, BigId, UtcDateTime, metadata
 
 # What each rule gave each member for each event: the usage that per-member limits count,
 # net of refunds, and what a refund takes back from.
@@ -35,8 +35,8 @@ orders = sa.Table(
     sa.Column("order_id", sa.String(255), primary_key=True),
     sa.Column("event_id", sa.String(255), nullable=False),
     sa.Column("occurred_at", UtcDateTime, nullable=False),
-    sa.Column("amount", sa.Numeric(20, 6), nullable=False),
-    sa.Column("refunded", sa.Numeric(20, 6), nullable=False),
+    sa.Column("amount", Amount(), nullable=False),
+    sa.Column("refunded", Amount(), nullable=False),
     sa.Column("points", sa.BigInteger, nullable=False),        # what the order earned, all rules
     sa.Column("growth", sa.BigInteger, nullable=False),
     sa.Column("points_back", sa.BigInteger, nullable=False),   # taken back by refunds so far

@@ -1,6 +1,7 @@
 """The rules applied to events, checked against a hand calculation (CONTRACT §1, §2)."""
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from pointsmith.errors import RefundExceedsOrder, UnknownOrder
 from pointsmith.events import service as events
-from pointsmith.events.validation import parse_event
+from pointsmith.events.validation import parse_event, parse_line
 from pointsmith.growth import service as growth
 from pointsmith.ledger import queries
 from pointsmith.ledger.verify import verify
@@ -105,3 +106,31 @@ def test_a_refund_cancels_the_pending_points_of_every_lot_of_the_order_before_av
     ingest(conn, event("b", "order.refunded", order_id="o1", amount=50, at="2026-01-02T10:00:00Z"))
     assert queries.balance(conn, "m-1") == {"available": 100, "pending": 0, "held": 0, "debt": 0}
     assert verify(conn).ok
+
+
+def test_a_refund_of_an_order_of_zero_takes_back_what_it_earned_as_it_frees_the_limit(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace('points: "floor(event.amount)", growth: "floor(event.amount)"}',
+                                         'points: 10, growth: 5, limits: {times: {lifetime: 1}}}'))
+    assert ingest(conn, event("a", order_id="o1", amount=0))["points"] == 10
+    refund = ingest(conn, event("b", "order.refunded", order_id="o1", amount=0, at="2026-01-02T10:00:00Z"))
+    assert (refund["refund"]["points_back"], refund["refund"]["growth_back"]) == (10, 5)
+    assert ingest(conn, event("c", order_id="o2", amount=0, at="2026-01-03T10:00:00Z"))["points"] == 10
+    assert queries.balance(conn, "m-1")["available"] == 10 and growth.lifetime(conn, "m-1") == 5
+
+
+@pytest.mark.parametrize("amount", ["12345678901.234", "99999999999.99", "100.123456", "0.000004"])
+def test_a_full_refund_of_any_amount_an_order_may_have_takes_back_all_it_earned(conn: Connection,
+                                                                                amount: str) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace('points: "floor(event.amount)", growth: "floor(event.amount)"}',
+                                         'points: 100, growth: 10}'))
+    ingest(conn, parse_line_event(f'{{"order_id": "o1", "amount": {amount}}}', "a"))
+    refund = ingest(conn, parse_line_event(f'{{"order_id": "o1", "amount": {amount}}}', "b", "order.refunded"))
+    assert (refund["refund"]["points_back"], refund["refund"]["growth_back"]) == (100, 10)
+    assert refund["refund"]["order_amount"] == Decimal(amount)
+
+
+def parse_line_event(attributes: str, eid: str, kind: str = "order.paid") -> dict[str, Any]:
+    """An event as the wire brings it: its numbers exactly as written."""
+    raw: dict[str, Any] = parse_line(f'{{"id": "{eid}", "type": "{kind}", "member_id": "m-1", '
+                                     f'"occurred_at": "2026-01-01T10:00:00Z", "attributes": {attributes}}}')
+    return raw
