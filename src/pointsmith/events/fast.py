@@ -154,13 +154,20 @@ def _window(timeline: list[programs.Version], run: list[Event]) -> dict[str, dat
 
 def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_rows: list[dict[str, Any]],
                    states: dict[str, _State], window: dict[str, datetime] | None) -> None:
-    """Bring the tier state of every member whose growth changed up to the batch's latest time."""
-    if not growth_rows:
-        return
-    until = max(r["effective_at"] for r in growth_rows)
-    version = programs.in_force(timeline, until)
-    grown = {r["member_id"] for r in growth_rows}
-    if version is not None:  # the states hold each member's history (or its window), this batch's growth included
+    """Bring the tier state of every member whose growth changed up to that member's latest growth in
+    the run, under the program in force then: where one event at a time leaves it (taking every member
+    to the run's latest time would pass reviews that no event of theirs reached, and judge them by a
+    later version's tiers)."""
+    until: dict[str, datetime] = {}
+    for r in growth_rows:
+        until[r["member_id"]] = max(r["effective_at"], until.get(r["member_id"], r["effective_at"]))
+    by_version: dict[int, tuple[programs.Version, list[str]]] = {}
+    for member_id, at in until.items():
+        version = programs.in_force(timeline, at)
+        if version is not None:
+            by_version.setdefault(version.version, (version, []))[1].append(member_id)
+    for version, grown in by_version.values():
+        # the states hold each member's history (or its window), this run's growth included
         tiers.refresh(conn, version.program, grown, until,
                       histories={m: [(t, g) for t, g, _ in states[m].history] for m in grown},
                       since={m: window[m] for m in grown} if window is not None else None,

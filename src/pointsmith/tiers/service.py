@@ -48,11 +48,12 @@ def checksum(config: TiersConfig) -> str:
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
 
 
-def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until: datetime, *,
-            histories: dict[str, list[tuple[datetime, int]]] | None = None,
+def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until: datetime | Mapping[str, datetime],
+            *, histories: dict[str, list[tuple[datetime, int]]] | None = None,
             since: Mapping[str, datetime] | None = None, stored: dict[str, dict[str, Any]] | None = None) -> None:
-    """Recompute these members' tier state and derived history from their growth, up to `until`
-    (or the time their state was already computed to, if later). A caller that holds the members'
+    """Recompute these members' tier state and derived history from their growth, up to `until` (one
+    time for all, or each member's own) or the time their state was already computed to, if later.
+    A caller that holds the members'
     growth histories passes them (`histories`) and saves reading them again: whole histories, or
     (lifetime policy only) each member's entries from `since[member]` on after the carried total of
     the earlier ones (`growth.windows`), when nothing before `since` changed; the stored changes
@@ -74,7 +75,8 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
         if not history and member_id not in stored:
             continue  # no growth ever: the base tier, nothing to keep
         previous = stored.get(member_id, {})
-        as_of = max(until, clock.ensure_utc(previous["as_of"])) if previous else until
+        own = until[member_id] if isinstance(until, Mapping) else until
+        as_of = max(own, clock.ensure_utc(previous["as_of"])) if previous else own
         state = tier_at(config, tz, history, as_of)
         moves = transitions(config, tz, history, as_of)
         start = since.get(member_id) if since else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -118,9 +119,8 @@ def test_a_tier_policy_that_reads_whole_histories_ends_as_one_at_a_time(engine: 
     assert batched["codes"] == single["codes"]
     assert any(single["tiers"].values())  # the tiers did move
     assert batched["tiers"] == single["tiers"]
-    # all but `as_of`, how far each state has been computed: a batch takes every member it touched to its
-    # latest event, one event alone to its own (both are the member's state at that time)
-    assert {m: t[:4] for m, t in batched["tier_state"].items()} == {m: t[:4] for m, t in single["tier_state"].items()}
+    # `as_of` too: a batch takes each member it touched to that member's latest event, not the batch's
+    assert batched["tier_state"] == single["tier_state"]
     assert batched["history"] == single["history"]
     assert batched["members"] == single["members"]
     assert batched["outcomes"] == single["outcomes"]
@@ -149,3 +149,28 @@ def test_a_daily_growth_cap_counts_a_day_whose_midnight_repeats_from_its_first_m
     batched, single = ingest_both_ways(engine, capped, raws)
     assert [single["outcomes"][f"h{i}"]["growth"] for i in range(2)] == [80, 20]
     assert batched["outcomes"] == single["outcomes"]
+
+
+def test_a_batch_judges_each_member_by_the_program_in_force_at_their_own_latest_event(engine: Any) -> None:
+    """Silver needs 100 under the first version and 1,000 under the second: a's order of 150 before the
+    change makes a silver (and stays in the tier history) though b's event after it ends the batch."""
+    stricter = SIMPLE_PROGRAM.replace("threshold: 100", "threshold: 1000")
+    raws = [{"id": f"v{i}", "type": "order.paid", "member_id": m, "occurred_at": at,
+             "attributes": {"order_id": f"o{i}", "amount": amount}}
+            for i, (m, at, amount) in enumerate([("a", "2025-01-10T00:00:00Z", 150), ("b", "2025-03-15T00:00:00Z", 10),
+                                                 ("c", "2025-03-16T00:00:00Z", 1)])]
+    out = []
+    for batch in (True, False):
+        with engine.connect() as conn, conn.begin() as transaction:
+            publish(conn, SIMPLE_PROGRAM, effective_at=datetime(2025, 1, 1, tzinfo=UTC))
+            publish(conn, stricter, effective_at=datetime(2025, 3, 1, tzinfo=UTC))
+            if batch:
+                assert not events.ingest_many(conn, raws).errors
+            else:
+                for raw in raws:
+                    events.ingest(conn, parse_event(raw))
+            out.append(({m: tiers.history(conn, m) for m in "abc"},
+                        {r.member_id: (r.tier, r.as_of) for r in conn.execute(sa.select(member_tiers))}))
+            transaction.rollback()
+    assert [c["to"] for c in out[1][0]["a"]] == ["silver"]
+    assert out[0] == out[1]
