@@ -17,7 +17,7 @@ from pointsmith.db import get_engine, read_only
 from pointsmith.events.group_commit import GroupCommitter
 from pointsmith.events.routes import lane as events_lane
 from pointsmith.events.routes import router as events_router
-from pointsmith.http import install_error_handlers
+from pointsmith.http import body_limit, capped, declared_length, error_answer, install_error_handlers, too_large
 from pointsmith.ledger.routes import router as points_router
 from pointsmith.members.routes import router as members_router
 from pointsmith.program.routes import router as program_router
@@ -37,10 +37,17 @@ class PointsmithAPI(FastAPI):
     goes straight to its handler (`events.routes.lane`) past the framework's layers."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/events" and scope["method"] == "POST":
-            await events_lane(self.state, scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+        if scope["type"] == "http":
+            limit = body_limit(scope["path"])
+            declared = declared_length(scope)
+            if declared is not None and declared > limit:  # refused before a byte of it is read
+                await error_answer(too_large(limit), scope["method"], scope["path"])(scope, receive, send)
+                return
+            receive = capped(receive, limit)
+            if scope["path"] == "/v1/events" and scope["method"] == "POST":
+                await events_lane(self.state, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(database_url: str | None = None) -> FastAPI:

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Receive
+from starlette.types import Scope as AsgiScope
 
 from pointsmith.auth import service as auth
 from pointsmith.auth.service import ApiKey, Scope
@@ -45,6 +47,9 @@ def error_answer(exc: Exception, method: str, path: str) -> JSONResponse:
     handlers and the event lane (`events.routes.lane`, which runs outside FastAPI) both answer by it."""
     if isinstance(exc, DomainError):
         return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+    if isinstance(exc, StarletteHTTPException):
+        code = STATUS_CODES.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
     trouble = unavailable(exc)
     if trouble is not None:
         # locked, unreachable or out of resources: nothing was written, the same request can be sent again
@@ -65,13 +70,10 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
         return problem(422, "validation_error", "Validation error", detail, errors=errors)
 
-    @app.exception_handler(StarletteHTTPException)
-    def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = STATUS_CODES.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
-
     def _answer(request: Request, exc: Exception) -> JSONResponse:
         return error_answer(exc, request.method, request.url.path)
+
+    app.add_exception_handler(StarletteHTTPException, _answer)
 
     # ours, the database's (wrapped by SQLAlchemy, or straight from the driver on the hot paths below it),
     # and anything else (Exception: a 500, answered outermost by Starlette, which then re-raises it)
@@ -113,3 +115,38 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 def actor(key: ApiKey) -> str:
     return f"key:{key.id}"
+
+
+# The most a request body may hold: what the largest valid request needs, with room to spare. Bodies
+# are read whole before they are checked, so without a bound one request could take the server's memory.
+MAX_BODY = 1 << 20
+MAX_BATCH_BODY = 96 << 20  # 1,000 events of up to 64 KiB of attributes each, and their JSON around them
+
+
+def body_limit(path: str) -> int:
+    return MAX_BATCH_BODY if path == "/v1/events/batch" else MAX_BODY
+
+
+def too_large(limit: int) -> StarletteHTTPException:
+    return StarletteHTTPException(413, f"the request body is larger than {limit:,} bytes")
+
+
+def declared_length(scope: AsgiScope) -> int | None:
+    value = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def capped(receive: Receive, limit: int) -> Receive:
+    """`receive`, failing with 413 once the body it has passed on goes past `limit` bytes (a body sent
+    without a length, or longer than the length it declared)."""
+    seen = 0
+
+    async def run() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise too_large(limit)
+        return message
+
+    return run

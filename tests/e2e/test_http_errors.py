@@ -5,11 +5,13 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import uvicorn
 
 from pointsmith.app import create_app
+from pointsmith.http import MAX_BODY
 from tests.e2e.conftest import Cli, Live, assert_problem
 
 
@@ -58,6 +60,19 @@ def test_bad_json_and_bad_bodies_are_422(server: Live) -> None:
                    422, "validation_error")
     assert_problem(server.call("POST", "/v1/members", key=server.client, json={"id": "a b"}), 422, "validation_error")
     assert_problem(server.call("POST", "/v1/events", key=server.client, content=b"[1]"), 422, "validation_error")
+
+
+def test_a_body_past_the_routes_bound_is_413_whether_or_not_it_declares_its_length(server: Live) -> None:
+    big = b"x" * (MAX_BODY + 1)
+    for path in ("/v1/events", "/v1/members"):
+        assert_problem(server.call("POST", path, key=server.client, content=big), 413, "payload_too_large")
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked, counted as it comes
+            yield from (big[i:i + 65536] for i in range(0, len(big), 65536))
+
+        assert_problem(server.call("POST", path, key=server.client, content=chunks()), 413, "payload_too_large")
+    # the batch route takes up to 1,000 events of up to 64 KiB of attributes each
+    assert server.call("POST", "/v1/events/batch", key=server.client, content=big).status_code == 422
 
 
 def test_missing_or_wrong_keys_are_401(server: Live) -> None:
