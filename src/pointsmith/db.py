@@ -47,10 +47,10 @@ BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
 class Amount(sa.Numeric[Decimal]):
-    """A money amount: NUMERIC(20, 6), exact both ways. SQLite keeps it as REAL, which holds the 15
-    significant digits an amount may have (events/validation.py); read back, the float's shortest
-    text is the amount itself (SQLAlchemy's own reading, by the column's scale, would give
-    12345678901.233999 for 12345678901.234)."""
+    """A money amount: NUMERIC(20, 6). SQLite keeps it as REAL, exact for the 15 significant digits
+    an amount may have (events/validation.py; a refunded total is held to the same): read back, the
+    float's shortest text is the amount itself (SQLAlchemy's own reading, by the column's scale,
+    would give 12345678901.233999 for 12345678901.234)."""
 
     def __init__(self) -> None:
         super().__init__(20, 6)

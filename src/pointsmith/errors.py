@@ -14,6 +14,9 @@ class DomainError(Exception):
     title = "Request failed"
 
     def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        # a detail may quote what was sent, and text that is not Unicode (lone surrogates, as JSON's
+        # "\udcff" or a file's undecodable bytes read) goes out escaped: no answer or terminal carries it
+        detail = detail.encode("utf-8", "backslashreplace").decode()
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}

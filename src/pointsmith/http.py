@@ -120,7 +120,9 @@ def actor(key: ApiKey) -> str:
 # The most a request body may hold: what the largest valid request needs, with room to spare. Bodies
 # are read whole before they are checked, so without a bound one request could take the server's memory.
 MAX_BODY = 1 << 20
-MAX_BATCH_BODY = 96 << 20  # 1,000 events of up to 64 KiB of attributes each, and their JSON around them
+# 1,000 events of up to 64 KiB of attributes each (as compact UTF-8), and the JSON around them: up to
+# three times that on the wire if the text is sent as \u escapes
+MAX_BATCH_BODY = 200 << 20
 
 
 def body_limit(path: str) -> int:

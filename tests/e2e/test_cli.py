@@ -160,16 +160,18 @@ def test_a_parallel_import_ends_as_one_worker_does(backend: str, tmp_path: Path)
             cli = Cli(url, tmp_path)
             cli.run("program", "apply", str(cli.write("p.yaml", SIMPLE_PROGRAM)))
             path = cli.write("events.ndjson", "\n".join(_history()) + "\n")
+            with path.open("ab") as f:  # a byte that is not UTF-8 in a member id: its line alone is rejected
+                f.write(b'{"id": "u", "type": "login", "member_id": "pm\xff", "occurred_at": "2026-01-01T00:00:00Z"}\n')
             r = cli.run("events", "import", str(path), "--workers", workers, "--json", check=False)
             assert r.returncode == 1, r.stderr  # the bad lines
             results.append((json.loads(r.stdout), _state(cli)))
         finally:
             drop_database(url)
     (one, one_state), (three, three_state) = results
-    assert (one["accepted"], one["duplicate"], one["rejected"]) == (121, 1, 2)
+    assert (one["accepted"], one["duplicate"], one["rejected"]) == (121, 1, 3)
     assert (one.pop("workers"), three.pop("workers")) == (1, 3)
     assert one == three and one_state == three_state
-    assert [e["line"] for e in three["errors"]] == [123, 124]
+    assert [e["line"] for e in three["errors"]] == [123, 124, 125]
 
 
 def test_a_parallel_import_refuses_what_needs_file_order(cli: Cli) -> None:

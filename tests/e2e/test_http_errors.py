@@ -170,11 +170,12 @@ def test_events_that_no_database_could_store_are_422_and_leave_the_rest_of_a_bat
                    422, "validation_error")
     year_one = {**good, "id": "y1-" + mid, "occurred_at": "0001-01-01T00:00:00+01:00"}
     assert_problem(server.call("POST", "/v1/events", key=server.client, json=year_one), 422, "validation_error")
-    lone_surrogates = [{**good, "id": "s-" + mid, "member_id": mid + "\ud800"}, {**good, "id": "s-\udcff"}]
+    lone_surrogates = [{**good, "id": "s-" + mid, "member_id": mid + "\ud800"}, {**good, "id": "s-\udcff"},
+                       {**good, "id": "k-" + mid, "\udcff": 1}]  # quoted by its reject, escaped
     batch = server.call("POST", "/v1/events/batch", key=server.client, content=json.dumps(  # JSON's \u escapes
         {"events": [good, year_one, *lone_surrogates]}), headers={"Content-Type": "application/json"}).json()
-    assert (batch["accepted"], batch["rejected"]) == (1, 3), batch
-    assert [r["code"] for r in batch["results"][1:]] == ["validation_error"] * 3
+    assert (batch["accepted"], batch["rejected"]) == (1, 4), batch
+    assert [r["code"] for r in batch["results"][1:]] == ["validation_error"] * 4
     assert batch["results"][3]["id"] == "s-\\udcff"  # shown escaped: no answer can carry it as it came
 
 

@@ -100,6 +100,10 @@ ORDER = '{"id": "e", "type": "order.paid", "member_id": "m-1", "occurred_at": "2
     (event("e", order_id="o", amount=1, deep={"\ud800": 1}), r"^attributes\.deep: a name"),
     (event("e", order_id="o", amount=1, deep={"x": float("nan")}), r"^attributes\.deep\.x: must be a finite"),
     (event("e", order_id="o", amount=1, deep=[Decimal("Infinity")]), r"^attributes\.deep\[0\]: must be a finite"),
+    (event("e", order_id="o", amount=1, deep={"x": [Decimal("1e5000")]}), r"^attributes\.deep\.x\[0\]: a number of"),
+    (event("e", order_id="o", amount=1, big=-(10**30)), r"^attributes\.big: a number of at most 30 digits"),
+    (event("e", order_id="o", amount=1, deep={1: 2}), r"^attributes\.deep: names must be text"),
+    ({**event("e", order_id="o", amount=1), "\udcff": 1}, r"^unknown field\(s\): \\udcff$"),  # escaped
 ])
 def test_text_no_database_can_store_and_trailing_newlines_are_refused_at_any_depth(raw: object, message: str) -> None:
     with pytest.raises(ValidationFailed, match=message):

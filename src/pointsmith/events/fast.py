@@ -155,9 +155,9 @@ def _window(timeline: list[programs.Version], run: list[Event]) -> dict[str, dat
 def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_rows: list[dict[str, Any]],
                    states: dict[str, _State], window: dict[str, datetime] | None) -> None:
     """Bring the tier state of every member whose growth changed up to that member's latest growth in
-    the run, under the program in force then: where one event at a time leaves it (taking every member
-    to the run's latest time would pass reviews that no event of theirs reached, and judge them by a
-    later version's tiers)."""
+    the run, under the program in force then: where one event at a time leaves it when a member's
+    events come in time order (taking every member to the run's latest time would pass reviews that
+    no event of theirs reached, and judge them by a later version's tiers)."""
     until: dict[str, datetime] = {}
     for r in growth_rows:
         until[r["member_id"]] = max(r["effective_at"], until.get(r["member_id"], r["effective_at"]))

@@ -70,8 +70,8 @@ def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any]
             why = (str(e).strip().splitlines() or [""])[0]
             raise ImportStopped(
                 f"import stopped in lines {numbers[0]}-{numbers[-1]} ({type(e).__name__}: {why}); the "
-                f"{totals['accepted']} events accepted before them are saved, and importing the file again "
-                "counts them as duplicates") from e
+                f"{totals['accepted']} events this process accepted before them are saved, and importing the "
+                "file again counts them as duplicates") from e
         for key in totals:
             totals[key] += getattr(result, key)
         errors += [{"line": numbers[r.index], "id": r.id, "code": r.code, "message": r.message}
@@ -133,7 +133,8 @@ def worker_of(raw: Any, workers: int) -> int:
     """Which worker takes a line: by a hash of its member id that is the same in every process (a
     line without one, which will be rejected, goes to the first)."""
     member_id = raw.get("member_id") if isinstance(raw, dict) else None
-    return zlib.crc32(member_id.encode()) % workers if isinstance(member_id, str) else 0
+    # surrogateescape: an undecodable byte read from the file (the line is rejected by its worker)
+    return zlib.crc32(member_id.encode("utf-8", "surrogateescape")) % workers if isinstance(member_id, str) else 0
 
 
 def check_parallel(target: Engine, path: Path) -> None:

@@ -30,6 +30,8 @@ EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\Z")
 UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 MAX_ATTRIBUTES_BYTES = 65_536
 MAX_DEPTH = 32  # of objects and arrays within attributes
+MAX_MAGNITUDE = 30  # digits before the point of a number in attributes
+_TOO_LARGE = 10**MAX_MAGNITUDE
 EARLIEST = BEGINNING  # when the first program version takes effect
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)  # exclusive: periods, expiry and reviews after it stay within dates
 MAX_AMOUNT = Decimal("1e13")
@@ -111,7 +113,10 @@ def parse_event(raw: Any) -> Event:
         attributes = {}
     if not isinstance(attributes, dict):
         raise ValidationFailed("attributes: must be a JSON object")
-    attributes = _checked(attributes, "attributes", 0)
+    try:
+        attributes = _checked(attributes, -1)  # the attributes object itself is not a level of nesting
+    except _Refused as e:
+        raise ValidationFailed(f"attributes{''.join(reversed(e.where))}: {e.reason}") from None
     if json_size(attributes) > MAX_ATTRIBUTES_BYTES:
         raise ValidationFailed(f"attributes: larger than {MAX_ATTRIBUTES_BYTES} bytes")
     check = STANDARD_TYPES.get(kind)
@@ -134,34 +139,66 @@ def _time(value: Any) -> datetime:
     except OverflowError:  # an offset that takes it past year 1 or 9999
         t = EARLIEST - timedelta(days=1)
     if not EARLIEST <= t < LATEST:
-        raise ValidationFailed(f"occurred_at: {value!r} is outside {EARLIEST.year} to {LATEST.year - 1}")
+        raise ValidationFailed(f"occurred_at: {value!r} is outside {EARLIEST.year} to {LATEST.year - 1} (UTC)")
     return t
 
 
-def _checked(value: Any, path: str, depth: int) -> Any:
+class _Refused(Exception):
+    """An attribute value refused by `_checked`: why, and where (the path's steps, innermost first,
+    gathered on the way out: no path is built for values that pass)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.where: list[str] = []
+
+
+def _checked(value: Any, depth: int) -> Any:
     """An attribute value as it is stored: floats (from a Python caller, or JSON's NaN/Infinity) as the
     Decimal their shortest text reads (84.19 stays 84.19, not the binary fraction nearest to it),
-    at any depth; refused if not finite, nested too deeply, or holding text no database can store."""
+    at any depth; refused if not finite, too large, nested too deeply, or holding text no database
+    can store."""
     if isinstance(value, str):
         if UNSTORABLE_TEXT.search(value):
-            raise ValidationFailed(f"{path}: text with NUL or invalid UTF-8")
+            raise _Refused("text with NUL or invalid UTF-8")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValidationFailed(f"{path}: must be a finite number")
-        return Decimal(repr(value))
-    if isinstance(value, Decimal) and not value.is_finite():
-        raise ValidationFailed(f"{path}: must be a finite number")
-    if isinstance(value, dict | list):
-        if depth > MAX_DEPTH:
-            raise ValidationFailed(f"{path}: nested more than {MAX_DEPTH} levels deep")
-        if isinstance(value, list):
-            return [_checked(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+            raise _Refused("must be a finite number")
+        value = Decimal(repr(value))
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise _Refused("must be a finite number")
+        if value and value.adjusted() >= MAX_MAGNITUDE:  # 1e5000 would hash as a 5,001-digit integer
+            raise _Refused(f"a number of at most {MAX_MAGNITUDE} digits before the point")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _TOO_LARGE:
+        raise _Refused(f"a number of at most {MAX_MAGNITUDE} digits before the point")
+    if isinstance(value, list):
+        if depth >= MAX_DEPTH:
+            raise _Refused(f"nested more than {MAX_DEPTH} levels deep")
+        items = []
+        for i, item in enumerate(value):
+            try:
+                items.append(_checked(item, depth + 1))
+            except _Refused as e:
+                e.where.append(f"[{i}]")
+                raise
+        return items
+    if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            raise _Refused(f"nested more than {MAX_DEPTH} levels deep")
         out = {}
         for k, v in value.items():
-            if not isinstance(k, str) or UNSTORABLE_TEXT.search(k):
-                raise ValidationFailed(f"{path}: a name with NUL or invalid UTF-8")
-            out[k] = _checked(v, f"{path}.{k}", depth + 1)
+            if not isinstance(k, str):
+                raise _Refused("names must be text")
+            if UNSTORABLE_TEXT.search(k):
+                raise _Refused("a name with NUL or invalid UTF-8")
+            try:
+                out[k] = _checked(v, depth + 1)
+            except _Refused as e:
+                e.where.append(f".{k}")
+                raise
         return out
     return value
 

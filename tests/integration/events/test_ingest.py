@@ -91,8 +91,8 @@ def test_an_import_that_fails_midway_says_which_lines_and_what_is_saved(engine: 
     lines = "".join(json.dumps(event(f"f{i}", kind="login", member=f"fm{i}")) + "\n" for i in range(5))
     with pytest.raises(ImportStopped) as stopped:
         importing.import_stream(engine, io.StringIO(lines), lambda _: None)
-    assert stopped.value.detail == ("import stopped in lines 3-4 (RuntimeError: disk on fire); the 2 events "
-                                    "accepted before them are saved, and importing the file again counts them "
-                                    "as duplicates")
+    assert stopped.value.detail == ("import stopped in lines 3-4 (RuntimeError: disk on fire); the 2 events this "
+                                    "process accepted before them are saved, and importing the file again counts "
+                                    "them as duplicates")
     with engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 2

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Connection
 
-from pointsmith.errors import RefundExceedsOrder, UnknownOrder
+from pointsmith.errors import RefundExceedsOrder, UnknownOrder, ValidationFailed
 from pointsmith.events import service as events
 from pointsmith.events.validation import parse_event, parse_line
 from pointsmith.growth import service as growth
@@ -134,3 +134,14 @@ def parse_line_event(attributes: str, eid: str, kind: str = "order.paid") -> dic
     raw: dict[str, Any] = parse_line(f'{{"id": "{eid}", "type": "{kind}", "member_id": "m-1", '
                                      f'"occurred_at": "2026-01-01T10:00:00Z", "attributes": {attributes}}}')
     return raw
+
+
+def test_refunds_that_would_total_more_digits_than_an_amount_keeps_are_refused(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace('points: "floor(event.amount)", growth: "floor(event.amount)"}',
+                                         'points: 100, growth: 10}'))
+    ingest(conn, parse_line_event('{"order_id": "o1", "amount": 12345678901.2346}', "a"))
+    ingest(conn, parse_line_event('{"order_id": "o1", "amount": 12345678901.2}', "b", "order.refunded"))
+    with pytest.raises(ValidationFailed, match="more than 15 significant digits"):  # 12345678901.200001
+        ingest(conn, parse_line_event('{"order_id": "o1", "amount": 0.000001}', "c", "order.refunded"))
+    last = ingest(conn, parse_line_event('{"order_id": "o1", "amount": 0.0346}', "d", "order.refunded"))
+    assert last["refund"]["points_back"] == 100 - 99  # the first took back floor(100 * 12345678901.2 / A) = 99
