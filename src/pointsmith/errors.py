@@ -8,15 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 
+def shown(text: str) -> str:
+    """`text` as an answer or a terminal can carry it: what is not Unicode (lone surrogates, from
+    JSON's "\udcff" or a file's undecodable bytes) as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
 class DomainError(Exception):
     code = "error"
     status = 400
     title = "Request failed"
 
     def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
-        # a detail may quote what was sent, and text that is not Unicode (lone surrogates, as JSON's
-        # "\udcff" or a file's undecodable bytes read) goes out escaped: no answer or terminal carries it
-        detail = detail.encode("utf-8", "backslashreplace").decode()
+        detail = shown(detail)  # a detail may quote what was sent
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}

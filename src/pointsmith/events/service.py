@@ -15,11 +15,11 @@ from sqlalchemy.engine import Connection
 
 from pointsmith import clock, idempotency
 from pointsmith.db import plain_json
-from pointsmith.errors import DomainError, IdempotencyConflict, InvalidMemberState, NotFound, UnknownMember
+from pointsmith.errors import DomainError, IdempotencyConflict, InvalidMemberState, NotFound, UnknownMember, shown
 from pointsmith.events.fast import ingest_run
 from pointsmith.events.replay import ReplayClock
 from pointsmith.events.tables import events
-from pointsmith.events.validation import UNSTORABLE_TEXT, Event, parse_event
+from pointsmith.events.validation import Event, parse_event
 from pointsmith.members import service as members
 from pointsmith.members.service import Member, Status
 from pointsmith.program import service as programs
@@ -89,7 +89,7 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0,
     items: list[Event | DomainError] = []
     for raw in raws:
         raw_id = raw.get("id") if isinstance(raw, dict) else None
-        ids.append(_shown_id(raw_id) if isinstance(raw_id, str) else None)
+        ids.append(shown(raw_id) if isinstance(raw_id, str) else None)  # the id as its reject reports it
         try:
             if isinstance(raw, DomainError):  # a line that did not even parse
                 raise raw
@@ -148,12 +148,6 @@ def apply_all(conn: Connection, items: list[Event | DomainError], *,
             out.append(done)
         position += 1
     return out
-
-
-def _shown_id(event_id: str) -> str:
-    """An id as a reject reports it: text that is not Unicode (lone surrogates) as escapes, since no
-    answer or report could carry it."""
-    return event_id.encode("utf-8", "backslashreplace").decode() if UNSTORABLE_TEXT.search(event_id) else event_id
 
 
 def _reject(result: BatchResult, index: int, event_id: str | None, error: DomainError) -> None:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -135,12 +135,12 @@ def _time(value: Any) -> datetime:
     if t.tzinfo is None:
         raise ValidationFailed(f"occurred_at: {value!r} has no offset (add Z or +08:00)")
     try:
-        t = t.astimezone(UTC)
+        utc: datetime | None = t.astimezone(UTC)
     except OverflowError:  # an offset that takes it past year 1 or 9999
-        t = EARLIEST - timedelta(days=1)
-    if not EARLIEST <= t < LATEST:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
         raise ValidationFailed(f"occurred_at: {value!r} is outside {EARLIEST.year} to {LATEST.year - 1} (UTC)")
-    return t
+    return utc
 
 
 class _Refused(Exception):
@@ -174,9 +174,9 @@ def _checked(value: Any, depth: int) -> Any:
         return value
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _TOO_LARGE:
         raise _Refused(f"a number of at most {MAX_MAGNITUDE} digits before the point")
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        raise _Refused(f"nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, list):
-        if depth >= MAX_DEPTH:
-            raise _Refused(f"nested more than {MAX_DEPTH} levels deep")
         items = []
         for i, item in enumerate(value):
             try:
@@ -186,8 +186,6 @@ def _checked(value: Any, depth: int) -> Any:
                 raise
         return items
     if isinstance(value, dict):
-        if depth >= MAX_DEPTH:
-            raise _Refused(f"nested more than {MAX_DEPTH} levels deep")
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):

@@ -53,11 +53,11 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
             since: Mapping[str, datetime] | None = None, stored: dict[str, dict[str, Any]] | None = None) -> None:
     """Recompute these members' tier state and derived history from their growth, up to `until` (one
     time for all, or each member's own) or the time their state was already computed to, if later.
-    A caller that holds the members'
-    growth histories passes them (`histories`) and saves reading them again: whole histories, or
-    (lifetime policy only) each member's entries from `since[member]` on after the carried total of
-    the earlier ones (`growth.windows`), when nothing before `since` changed; the stored changes
-    before it stand. `stored`: the members' stored states (`states`), if the caller has read them."""
+    A caller that holds the members' growth histories passes them (`histories`) and saves reading
+    them again: whole histories, or (lifetime policy only) each member's entries from
+    `since[member]` on after the carried total of the earlier ones (`growth.windows`), when nothing
+    before `since` changed; the stored changes before it stand. `stored`: the members' stored states
+    (`states`), if the caller has read them."""
     ids = sorted(set(member_ids))
     if not ids:
         return
