@@ -228,10 +228,15 @@ def _amount(attrs: dict[str, Any], name: str = "amount") -> None:
         raise ValidationFailed(f"attributes.{name}: must be a finite number")
     if value < 0 or value > MAX_AMOUNT:
         raise ValidationFailed(f"attributes.{name}: must be a number from 0 to {MAX_AMOUNT:,.0f}")
-    if isinstance(value, Decimal) and len(value.normalize().as_tuple().digits) > MAX_DIGITS:
+    if isinstance(value, Decimal) and significant_digits(value) > MAX_DIGITS:
         raise ValidationFailed(f"attributes.{name}: at most {MAX_DIGITS} significant digits")
     if isinstance(value, Decimal) and int(value.normalize().as_tuple().exponent) < -MAX_DECIMALS:
         raise ValidationFailed(f"attributes.{name}: at most {MAX_DECIMALS} decimal places")
+
+
+def significant_digits(value: Decimal) -> int:
+    """How many significant digits `value` has (1.50 has two): what an amount may have at most."""
+    return len(value.normalize().as_tuple().digits)
 
 
 def _registered(attrs: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith.errors import DuplicateOrder, RefundExceedsOrder, UnknownOrder, ValidationFailed
-from pointsmith.events.validation import MAX_DIGITS, Event
+from pointsmith.events.validation import MAX_DIGITS, Event, significant_digits
 from pointsmith.growth import service as growth
 from pointsmith.ledger.service import CreditRequest, post_credits, reverse
 from pointsmith.members.service import Member
@@ -200,7 +200,7 @@ def _refund(conn: Connection, event: Event, member: Member) -> dict[str, Any]:
     amount, refunded = Decimal(row["amount"]), Decimal(row["refunded"]) + Decimal(event.attributes["amount"])
     if refunded > amount:
         raise RefundExceedsOrder(f"order {order_id!r}: refunds of {refunded} exceed its amount {amount}")
-    if len(refunded.normalize().as_tuple().digits) > MAX_DIGITS:  # what the order can keep exactly (db.Amount)
+    if significant_digits(refunded) > MAX_DIGITS:  # what the order can keep exactly (db.Amount)
         raise ValidationFailed(f"order {order_id!r}: refunds would total {refunded}, more than {MAX_DIGITS} "
                                "significant digits; refund in amounts of the order's own precision")
     points_back = _share(row["points"], refunded, amount) - row["points_back"]
