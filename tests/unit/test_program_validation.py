@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pointsmith.errors import InvalidProgram
-from pointsmith.program.validation import load_program
+from pointsmith.program.validation import document, load_program, validate_program
 from tests.factories import SIMPLE_PROGRAM
 
 CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "spec" / "CONTRACT.md"
@@ -97,3 +98,37 @@ def test_the_fixture_copy_of_the_contract_example_is_current() -> None:
         source = re.search(r"```yaml\n(.*?)```", CONTRACT.read_text(), re.S)
         assert source and source.group(1) == fixture.read_text()
     load_program(fixture.read_text())
+
+
+def windowed(start: str, end: str) -> str:
+    """The simple program in Shanghai's time, its rule active from `start` until `end`."""
+    return SIMPLE_PROGRAM.replace("timezone: UTC", "timezone: Asia/Shanghai").replace(
+        'growth: "floor(event.amount)"}',
+        f'growth: "floor(event.amount)", active: {{from: "{start}", until: "{end}"}}}}')
+
+
+def test_an_active_time_without_an_offset_is_in_the_programs_time_zone() -> None:
+    window = load_program(windowed("2026-11-11T00:00:00", "2026-11-12T00:00:00+00:00")).rules[0].active
+    assert window and window.from_ == datetime(2026, 11, 10, 16, tzinfo=UTC)  # Shanghai's midnight
+    assert window.until == datetime(2026, 11, 12, tzinfo=UTC)  # an offset given is kept
+    assert document(load_program(windowed("2026-11-11T00:00:00", "2026-11-12T00:00:00")))["rules"][0][
+        "active"] == {"from": "2026-11-11T00:00:00+08:00", "until": "2026-11-12T00:00:00+08:00"}
+
+
+def test_a_stored_document_keeps_reading_a_time_without_an_offset_as_utc() -> None:
+    # a version published before local times were read so: its document holds the naive time it meant as UTC
+    stored = document(load_program(SIMPLE_PROGRAM))
+    stored["program"]["timezone"] = "Asia/Shanghai"
+    stored["rules"][0]["active"] = {"from": "2026-11-11T00:00:00", "until": None}
+    window = validate_program(stored, stored=True).rules[0].active
+    assert window and window.from_ == datetime(2026, 11, 11, tzinfo=UTC)
+    assert validate_program(stored).rules[0].active.from_ == datetime(2026, 11, 10, 16, tzinfo=UTC)  # type: ignore[union-attr]
+
+
+def test_an_active_window_is_ordered_in_the_programs_time_zone() -> None:
+    # 08:00 in Shanghai is midnight UTC: before 00:30Z, though a UTC reading of it would be after
+    found = problems_of(windowed("2026-11-11T00:30:00Z", "2026-11-11T08:00:00"))
+    assert found == ["rules[0].active.until: must be later than active.from"]
+    # 07:00 in Shanghai is 23:00 UTC the day before: a window of one hour
+    window = load_program(windowed("2026-11-11T07:00:00", "2026-11-11T00:00:00Z")).rules[0].active
+    assert window and window.until and window.from_ and window.until - window.from_ == timedelta(hours=1)

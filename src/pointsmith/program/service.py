@@ -147,7 +147,7 @@ def _program(conn: Connection, number: int, digest: str) -> Program:
     if cached is not None:
         return cached
     doc = conn.execute(sa.select(program_versions.c.document).where(program_versions.c.version == number)).scalar()
-    program = validate_program(doc)
+    program = validate_program(doc, stored=True)
     with _cache_lock:
         _cache[key] = program
     return program

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from datetime import UTC, datetime, tzinfo
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pointsmith.clock import ensure_utc
 from pointsmith.errors import InvalidProgram
 from pointsmith.expressions import ExpressionError, compile_expression
 from pointsmith.program.schema import (
@@ -49,8 +49,14 @@ def load_program(text: str) -> Program:
     return validate_program(parse_text(text))
 
 
-def validate_program(raw: Any) -> Program:
-    """A valid Program, or InvalidProgram listing every problem found."""
+def validate_program(raw: Any, *, stored: bool = False) -> Program:
+    """A valid Program, or InvalidProgram listing every problem found.
+
+    A rule's `active` time written without an offset is a time of the program's own time zone, and
+    is kept with its offset. `stored`: a document read back from a published version, whose offsets
+    are already written; a time without one there was published before this reading and meant UTC,
+    as it still does.
+    """
     if not isinstance(raw, dict):
         raise InvalidProgram(["(root): must be a mapping with a `program:` section"])
     problems: Problems = []
@@ -68,13 +74,16 @@ def validate_program(raw: Any) -> Program:
             if section is not None:
                 parsed[name] = section
                 problems += [f"{name}{p}" for p in CHECKS.get(name, _no_checks)(section)]
+    info: ProgramInfo | None = parsed.get("program")
+    zone = UTC if stored or info is None or any(p.startswith("program.timezone") for p in problems) \
+        else ZoneInfo(info.timezone)
     for name, model in LIST_SECTIONS.items():
         items = raw.get(name, [])
         if not isinstance(items, list):
             problems.append(f"{name}: must be a list")
             continue
         parsed[name] = [s for i, item in enumerate(items)
-                        if (s := _parse_item(model, item, f"{name}[{i}]", problems)) is not None]
+                        if (s := _parse_item(model, item, f"{name}[{i}]", problems, zone)) is not None]
         if len(parsed[name]) == len(items):
             problems += _duplicate_keys(parsed[name], name)
     problems += _cross_checks(parsed)
@@ -93,14 +102,29 @@ def _parse(model: type[S], data: Any, path: str, problems: Problems) -> S | None
         return None
 
 
-def _parse_item(model: type[S], item: Any, path: str, problems: Problems) -> S | None:
+def _parse_item(model: type[S], item: Any, path: str, problems: Problems, zone: tzinfo) -> S | None:
     if isinstance(item, dict) and True in item:
         problems.append(f"{path}: write `event:`, not `on:` (YAML reads a bare `on` as true)")
         return None
     section = _parse(model, item, path, problems)
     if isinstance(section, Rule):
-        problems += [f"{path}{p}" for p in _check_rule(section)]
+        rule = _in_zone(section, zone)
+        problems += [f"{path}{p}" for p in _check_rule(rule)]
+        return cast(S, rule)
     return section
+
+
+def _in_zone(rule: Rule, zone: tzinfo) -> Rule:
+    """The rule with its `active` times given an offset: those written without one are in `zone`."""
+    window = rule.active
+    if window is None:
+        return rule
+
+    def aware(at: datetime | None) -> datetime | None:
+        return at.replace(tzinfo=zone) if at is not None and at.tzinfo is None else at
+
+    return rule.model_copy(update={"active": window.model_copy(update={"from_": aware(window.from_),
+                                                                       "until": aware(window.until)})})
 
 
 def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
@@ -155,7 +179,7 @@ def _check_rule(rule: Rule) -> Iterator[str]:
         except ExpressionError as e:
             yield f".{field}: {e}"
     window = rule.active
-    if window and window.from_ and window.until and ensure_utc(window.until) <= ensure_utc(window.from_):
+    if window and window.from_ and window.until and window.until <= window.from_:  # both aware (_in_zone)
         yield ".active.until: must be later than active.from"
 
 
