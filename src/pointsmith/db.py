@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple, TypeVar, overload
 
 import orjson
 import sqlalchemy as sa
@@ -335,6 +335,23 @@ def unit_of_work(engine: Engine) -> Iterator[Connection]:
                 transaction.rollback()
             raise
         transaction.commit()
+
+
+T = TypeVar("T")
+
+
+def in_transaction(engine: Engine, work: Callable[[Connection], T], *, again_if: Callable[[BaseException], bool],
+                   attempts: int = 3) -> T:
+    """`work` in a `unit_of_work`, run afresh (at most `attempts` times in all) while it fails on an
+    error that `again_if` says a new transaction would not meet (another one got there first)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with unit_of_work(engine) as conn:
+                return work(conn)
+        except Exception as e:
+            if attempt == attempts or not again_if(e):
+                raise
+    raise AssertionError("unreachable")
 
 
 @contextmanager

@@ -26,9 +26,10 @@ does the same for log flushes.)
 An event's outcome is what it would be alone: rejects are per event (the rest
 of the batch goes through), and duplicates within a batch are found as across
 batches. If the transaction fails on something one event brought, each event
-is tried again alone, so no event fails for a neighbour; a deadlock is tried
-again as a whole; a database that is locked or gone fails the group at once
-(one wait, not one per event).
+is tried again alone, so no event fails for a neighbour; a deadlock, or a new
+member that another transaction created first, is tried again as a whole; a
+database that is locked or gone fails the group at once (one wait, not one
+per event).
 """
 from __future__ import annotations
 
@@ -130,13 +131,14 @@ class GroupCommitter:
                 outcomes = service.apply_all(conn, [event for event, _, _ in group])
         except Exception as e:
             trouble = unavailable(e)
+            # a deadlock or serialization failure, or a member another transaction created first
+            # (service.raced), is tried once more as a whole
+            if not again and (str(getattr(trouble, "sqlstate", "") or "").startswith("40") or service.raced(e)):
+                self._commit(group, again=True, keys_checked=keys_checked)
+                return
             if trouble is not None:
-                # the database's own trouble, not an event's: a deadlock or serialization failure is
-                # tried once more as a whole; anything else (a lock timeout, a lost connection) fails
-                # the group at once (its senders retry safely: the event id is the idempotency key)
-                if not again and str(getattr(trouble, "sqlstate", "") or "").startswith("40"):
-                    self._commit(group, again=True, keys_checked=keys_checked)
-                    return
+                # the database's own trouble, not an event's (a lock timeout, a lost connection): the
+                # group fails at once (its senders retry safely: the event id is the idempotency key)
                 _fail(group, e)
                 return
             # the transaction failed on something of one event's: find which

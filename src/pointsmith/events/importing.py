@@ -18,14 +18,15 @@ import sys
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, wait
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import collector
-from pointsmith.db import get_engine, is_postgres, read_only, unit_of_work
+from pointsmith.db import get_engine, in_transaction, is_postgres, read_only, unit_of_work
 from pointsmith.errors import DomainError, ImportStopped, ValidationFailed
 from pointsmith.events import service
 from pointsmith.events.replay import ReplayClock
@@ -62,8 +63,8 @@ def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any]
     for batch in _batches(_lines(stream, advance, mine)):
         numbers = [n for n, _ in batch]
         try:
-            with unit_of_work(target) as conn, collector.paused():  # paused once the writer lock is ours
-                result = service.ingest_many(conn, [raw for _, raw in batch], replay=replay, outcomes=False)
+            result = in_transaction(target, partial(_ingest, raws=[raw for _, raw in batch], replay=replay),
+                                    again_if=service.raced)
         except DomainError:
             raise
         except Exception as e:  # each batch commits alone: say what is saved and how to go on
@@ -80,6 +81,11 @@ def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any]
         with unit_of_work(target) as conn:
             replay.finish(conn)
     return totals, errors
+
+
+def _ingest(conn: Connection, *, raws: list[Any], replay: ReplayClock | None) -> service.BatchResult:
+    with collector.paused():  # paused once the writer lock is ours
+        return service.ingest_many(conn, raws, replay=replay, outcomes=False)
 
 
 # the tables an import fills (the per-event path's rarer ones aside)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.requests import ClientDisconnect
@@ -15,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from pointsmith import collector
 from pointsmith.auth import service as auth
-from pointsmith.db import read_only, unit_of_work
+from pointsmith.db import in_transaction, read_only
 from pointsmith.errors import DomainError, ValidationFailed
 from pointsmith.events import service
 from pointsmith.events.group_commit import GroupCommitter
@@ -114,9 +115,12 @@ async def post_batch(request: Request, engine: EngineDep, key: ClientKey) -> Res
     if len(body["events"]) > MAX_BATCH:
         raise ValidationFailed(f"at most {MAX_BATCH} events per batch")
 
+    def ingest(conn: Connection) -> service.BatchResult:
+        with collector.paused():  # paused once the writer lock is ours
+            return service.ingest_many(conn, body["events"])
+
     def work() -> dict[str, Any]:
-        with unit_of_work(engine) as conn, collector.paused():  # paused once the writer lock is ours
-            result = service.ingest_many(conn, body["events"])
+        result = in_transaction(engine, ingest, again_if=service.raced)
         return {"accepted": result.accepted, "duplicate": result.duplicate, "rejected": result.rejected,
                 "results": result.results}
 

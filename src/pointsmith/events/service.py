@@ -15,7 +15,15 @@ from sqlalchemy.engine import Connection
 
 from pointsmith import clock, idempotency
 from pointsmith.db import plain_json
-from pointsmith.errors import DomainError, IdempotencyConflict, InvalidMemberState, NotFound, UnknownMember, shown
+from pointsmith.errors import (
+    DomainError,
+    IdempotencyConflict,
+    InvalidMemberState,
+    MemberExists,
+    NotFound,
+    UnknownMember,
+    shown,
+)
 from pointsmith.events.fast import ingest_run
 from pointsmith.events.replay import ReplayClock
 from pointsmith.events.tables import events
@@ -105,6 +113,13 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0,
     return result
 
 
+def raced(error: BaseException) -> bool:
+    """Whether ingestion failed on another transaction's doing that the next try will not meet: it
+    created a member (or drew an invite code) that this one was creating (`members.created_elsewhere`).
+    Batches write their new members last, so they learn of it only there."""
+    return members.created_elsewhere(error)
+
+
 def apply_all(conn: Connection, items: list[Event | DomainError], *,
               replay: ReplayClock | None = None) -> list[Ingested | DomainError]:
     """Each item's outcome, in order: an event's, or its error (an error item passes through).
@@ -186,7 +201,10 @@ def _member_for(conn: Connection, event: Event, *, auto_create: bool) -> tuple[M
         if not auto_create:
             raise UnknownMember(f"no member with id {event.member_id!r} (members.auto_create is off)") from None
         inviter = _inviter(conn, event)
-        members.create(conn, event.member_id, joined_at=event.occurred_at, invited_by=inviter)
+        try:
+            members.create(conn, event.member_id, joined_at=event.occurred_at, invited_by=inviter)
+        except MemberExists:  # another transaction created it meanwhile (and has committed): take it
+            return _member_for(conn, event, auto_create=False)
         return members.lock(conn, event.member_id), True
     if member.status is Status.closed:
         raise InvalidMemberState(f"member {event.member_id!r} is closed")

@@ -101,6 +101,19 @@ def create(conn: Connection, member_id: str, *, attributes: dict[str, Any] | Non
     return get(conn, member_id)
 
 
+# the keys a concurrent creation of a member can collide on
+CREATION_KEYS = frozenset({"pk_members", "uq_members_invite_code"})
+
+
+def created_elsewhere(error: BaseException) -> bool:
+    """Whether `error` is another transaction having created a member (or drawn an invite code) that
+    this one was creating: PostgreSQL says so only once the other has committed, so the work tried
+    again finds the member (and draws another code)."""
+    orig = getattr(error, "orig", None) or error  # SQLAlchemy's wrapper, or the driver's own (COPY)
+    diag = getattr(orig, "diag", None)
+    return getattr(orig, "sqlstate", None) == "23505" and getattr(diag, "constraint_name", None) in CREATION_KEYS
+
+
 def exists(conn: Connection, member_id: str) -> bool:
     return conn.execute(sa.select(members.c.id).where(members.c.id == member_id)).first() is not None
 
