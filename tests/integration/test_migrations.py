@@ -42,3 +42,21 @@ def test_the_growth_totals_migration_sums_the_growth_already_recorded(backend: s
         assert totals == {"a": 20, "b": 5}
     finally:
         drop_database(url)
+
+
+def test_awards_of_no_points_stop_counting_toward_times_limits(backend: str, tmp_path: Path) -> None:
+    url = create_database(backend, tmp_path, migrated=False)
+    try:
+        engine = get_engine(url)
+        command.upgrade(alembic_config(engine), "0007")
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO rule_awards (member_id, event_id, rule_key, program_version, occurred_at, points,"
+                " growth, points_refunded, counted) VALUES ('a', 'e1', 'r', 1, '2026-01-01', 10, 1, 0, 1),"
+                " ('a', 'e2', 'r', 1, '2026-01-01', 0, 1, 0, 1), ('a', 'e3', 'r', 1, '2026-01-01', -5, 0, 0, 1)"))
+        migrate(engine)
+        with engine.connect() as conn:
+            counted = dict(conn.execute(sa.text("SELECT event_id, counted FROM rule_awards")).all())
+        assert counted == {"e1": 1, "e2": 0, "e3": 1}
+    finally:
+        drop_database(url)

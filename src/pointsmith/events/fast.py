@@ -54,7 +54,7 @@ from pointsmith.program.schema import Qualification
 from pointsmith.program.service import Version
 from pointsmith.rules.engine import Proposal, Tier, propose
 from pointsmith.rules.limits import Usage, apply_limits, local_day, period_bounds
-from pointsmith.rules.service import settle
+from pointsmith.rules.service import counts, settle
 from pointsmith.rules.tables import orders, rule_awards
 from pointsmith.tiers import service as tiers
 
@@ -237,8 +237,8 @@ def _apply(event: Event, version: Version | None, states: dict[str, _State], ord
         rows["awards"].append({"member_id": event.member_id, "event_id": event.id, "rule_key": rule.key,
                                "program_version": version.version, "occurred_at": event.occurred_at,
                                "order_id": order_id, "points": points, "growth": grown, "points_refunded": 0,
-                               "counted": 1})
-        state.usage[rule.key].append(_Award(event.occurred_at, points, 1))
+                               "counted": counts(points)})
+        state.usage[rule.key].append(_Award(event.occurred_at, points, counts(points)))
     if order_id is not None:
         orders_seen.add((event.member_id, order_id))
         rows["orders"].append({"member_id": event.member_id, "order_id": order_id, "event_id": event.id,

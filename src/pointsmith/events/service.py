@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock, idempotency
-from pointsmith.db import plain_json
+from pointsmith.db import Read, is_postgres, plain_json, read_together, rows_of
 from pointsmith.errors import (
     DomainError,
     IdempotencyConflict,
@@ -24,7 +24,7 @@ from pointsmith.errors import (
     UnknownMember,
     shown,
 )
-from pointsmith.events.fast import ingest_run
+from pointsmith.events.fast import ingest_run, needs_per_event_path
 from pointsmith.events.replay import ReplayClock
 from pointsmith.events.tables import events
 from pointsmith.events.validation import Event, parse_event
@@ -128,6 +128,7 @@ def apply_all(conn: Connection, items: list[Event | DomainError], *,
     every event of a replay (whose clock follows event time and runs due jobs
     before each event), one at a time, each in its own savepoint.
     """
+    _lock_ahead(conn, items, replay=replay is not None)
     out: list[Ingested | DomainError] = []
     position = 0
     while position < len(items):
@@ -163,6 +164,26 @@ def apply_all(conn: Connection, items: list[Event | DomainError], *,
             out.append(done)
         position += 1
     return out
+
+
+def _lock_ahead(conn: Connection, items: list[Event | DomainError], *, replay: bool) -> None:
+    """PostgreSQL, where some of the items go one at a time: take every lock they will need first,
+    each kind in a fixed order (event ids, members, then every rule budget), as the set-based path
+    does for its own run. Taken as each event came, two transactions could take them in opposite
+    orders and deadlock (two batches whose events hit two budgeted rules in another order did so
+    nearly every time)."""
+    if not is_postgres(conn):
+        return
+    timeline = programs.timeline(conn)
+    batch = [item for item in items if isinstance(item, Event)]
+    if not replay and not any(needs_per_event_path(e, programs.in_force(timeline, e.occurred_at)) for e in batch):
+        return
+    budgeted = sorted({r.key for v in timeline for r in v.program.rules if r.limits.budget is not None})
+    member_ids = sorted({e.member_id for e in batch})
+    reads = [idempotency.lock_many_read(conn, "event", [e.id for e in batch]),
+             Read("SELECT id FROM members WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (member_ids,), rows_of),
+             *(rules.budget_locks(budgeted) if budgeted else [])]
+    read_together(conn, [r for r in reads if r is not None])
 
 
 def _reject(result: BatchResult, index: int, event_id: str | None, error: DomainError) -> None:

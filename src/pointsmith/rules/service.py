@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pointsmith.db import Read, rows_of
 from pointsmith.errors import DuplicateOrder, RefundExceedsOrder, UnknownOrder, ValidationFailed
 from pointsmith.events.validation import MAX_DIGITS, Event, significant_digits
 from pointsmith.growth import service as growth
 from pointsmith.ledger.service import CreditRequest, post_credits, reverse
 from pointsmith.members.service import Member
+from pointsmith.program import service as programs
 from pointsmith.program.schema import Program, Rule
 from pointsmith.program.service import Version
 from pointsmith.rules.engine import Proposal, Tier, propose
@@ -89,7 +91,8 @@ def settle(proposal: Proposal, limit: Callable[[Proposal], tuple[int, str | None
         growth_room -= grown
         if grown < proposal.growth:
             result["growth_cut_by"] = "growth.daily_cap"
-    result.update(points=points, growth=grown, status="awarded" if points or grown else "cut")
+    cut = bool(cut_by or "growth_cut_by" in result)  # a rule whose amounts were 0 was not cut: it gave 0
+    result.update(points=points, growth=grown, status="cut" if cut and not (points or grown) else "awarded")
     if cut_by:
         result["cut_by"] = cut_by
     return result, points, grown, growth_room
@@ -180,7 +183,13 @@ def _write(conn: Connection, rule: Rule, points: int, grown: int, event: Event, 
                             "kind": "earn", "event_id": event.id, "rule_key": rule.key, "reference": order_id})
     award_rows.append({"member_id": member.id, "event_id": event.id, "rule_key": rule.key,
                        "program_version": version, "occurred_at": event.occurred_at, "order_id": order_id,
-                       "points": points, "growth": grown, "points_refunded": 0, "counted": 1})
+                       "points": points, "growth": grown, "points_refunded": 0, "counted": counts(points)})
+
+
+def counts(points: int) -> int:
+    """What an award counts toward its rule's `times` limits: an award of points (or a deduction) is one;
+    growth alone, or points cut to nothing by a limit, is none."""
+    return 1 if points else 0
 
 
 def _share(total: int, part: Decimal, whole: Decimal) -> int:
@@ -219,12 +228,30 @@ def _refund(conn: Connection, event: Event, member: Member) -> dict[str, Any]:
 
 
 def _release_usage(conn: Connection, member_id: str, order_event_id: str, refunded: Decimal, amount: Decimal) -> None:
-    """A refunded order stops counting against the member's caps (and the rule's budget) in proportion."""
-    for award_id, rule_key, points, before in conn.execute(
-            sa.select(a.id, a.rule_key, a.points, a.points_refunded)
+    """A refunded order stops counting against the member's caps (and the rule's budget, where the
+    award was charged to one) in proportion."""
+    timeline = {v.version: v.program for v in programs.timeline(conn)}
+    for award_id, rule_key, version, points, before in conn.execute(
+            sa.select(a.id, a.rule_key, a.program_version, a.points, a.points_refunded)
             .where(a.member_id == member_id, a.event_id == order_event_id)).all():
         now_refunded = _share(points, refunded, amount) if points > 0 else 0
         conn.execute(rule_awards.update().where(a.id == award_id).values(
-            points_refunded=now_refunded, counted=0 if refunded >= amount else 1))
-        conn.execute(rule_budgets.update().where(rule_budgets.c.rule_key == rule_key)
-                     .values(used=rule_budgets.c.used - (now_refunded - before)))
+            points_refunded=now_refunded, **({"counted": 0} if refunded >= amount else {})))
+        if _budgeted(timeline.get(version), rule_key):
+            conn.execute(rule_budgets.update().where(rule_budgets.c.rule_key == rule_key)
+                         .values(used=rule_budgets.c.used - (now_refunded - before)))
+
+
+def _budgeted(program: Program | None, rule_key: str) -> bool:
+    """Whether the rule had a budget in `program` (what its awards under that version were charged to)."""
+    return program is not None and any(r.key == rule_key and r.limits.budget is not None for r in program.rules)
+
+
+def budget_locks(keys: list[str]) -> list[Read]:
+    """PostgreSQL: the budget rows of these rules, created where missing, then locked, in key order (a
+    transaction that locked them as its events came could take them in another's opposite order)."""
+    ordered = sorted(keys)
+    return [Read("INSERT INTO rule_budgets (rule_key, used) SELECT k, 0 FROM unnest(%s::text[]) AS k ORDER BY k"
+                 " ON CONFLICT DO NOTHING", (ordered,), rows_of),
+            Read("SELECT rule_key FROM rule_budgets WHERE rule_key = ANY(%s) ORDER BY rule_key FOR UPDATE",
+                 (ordered,), rows_of)]

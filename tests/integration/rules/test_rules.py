@@ -1,6 +1,7 @@
 """The rules applied to events, checked against a hand calculation (CONTRACT §1, §2)."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,41 @@ def test_refunds_that_would_total_more_digits_than_an_amount_keeps_are_refused(c
         ingest(conn, parse_line_event('{"order_id": "o1", "amount": 0.000001}', "c", "order.refunded"))
     last = ingest(conn, parse_line_event('{"order_id": "o1", "amount": 0.0346}', "d", "order.refunded"))
     assert last["refund"]["points_back"] == 100 - 99  # the first took back floor(100 * 12345678901.2 / A) = 99
+
+
+CHECKIN = SIMPLE_PROGRAM + (
+    "  - {key: chk, event: checkin, points: 10, growth: 1, limits: {times: {day: 1, lifetime: 3}}}\n")
+CHECKINS = [event(f"c{i}", "checkin", at=at) for i, at in enumerate(
+    ["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z", "2026-01-02T01:00:00Z", "2026-01-03T01:00:00Z"])]
+
+
+def test_an_award_cut_to_no_points_is_not_a_use_of_the_rules_times(conn: Connection) -> None:
+    publish(conn, CHECKIN)
+    points = [ingest(conn, raw)["points"] for raw in CHECKINS]
+    assert points == [10, 0, 10, 10]  # a day's second check-in is cut; the fourth is the third award
+
+
+def test_the_batch_path_counts_times_as_the_per_event_path_does(conn: Connection) -> None:
+    publish(conn, CHECKIN)
+    result = events.ingest_many(conn, CHECKINS)
+    assert [r["outcome"]["points"] for r in result.results] == [10, 0, 10, 10]
+
+
+def test_a_rule_that_computes_nothing_gave_nothing_and_was_not_cut(conn: Connection) -> None:
+    publish(conn)
+    out = ingest(conn, event("a", order_id="o1", amount=0))
+    assert rule(out, "order") == {"rule": "order", "status": "awarded", "proposed_points": 0, "proposed_growth": 0,
+                                  "points": 0, "growth": 0}
+
+
+def test_a_refund_gives_a_budget_back_only_what_the_award_was_charged(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM)
+    publish(conn, SIMPLE_PROGRAM.replace('growth: "floor(event.amount)"}',
+                                         'growth: "floor(event.amount)", limits: {budget: 1000}}'),
+            effective_at=datetime(2026, 2, 1, tzinfo=UTC))
+    ingest(conn, event("x1", member="x", order_id="o1", amount=600, at="2026-01-05T10:00:00Z"))  # no budget then
+    assert ingest(conn, event("y1", member="y", order_id="o2", amount=1000, at="2026-02-05T10:00:00Z"))[
+        "points"] == 1000
+    ingest(conn, event("x2", "order.refunded", member="x", order_id="o1", amount=600, at="2026-02-06T10:00:00Z"))
+    late = ingest(conn, event("z1", member="z", order_id="o3", amount=1000, at="2026-02-07T10:00:00Z"))
+    assert (late["points"], rule(late, "order")["cut_by"]) == (0, "budget")
