@@ -17,7 +17,16 @@ from pointsmith.db import get_engine, read_only
 from pointsmith.events.group_commit import GroupCommitter
 from pointsmith.events.routes import lane as events_lane
 from pointsmith.events.routes import router as events_router
-from pointsmith.http import body_limit, capped, declared_length, error_answer, install_error_handlers, too_large
+from pointsmith.http import (
+    answered_in_full,
+    body_limit,
+    capped,
+    declared_length,
+    error_answer,
+    install_error_handlers,
+    nul_refusal,
+    too_large,
+)
 from pointsmith.ledger.routes import router as points_router
 from pointsmith.members.routes import router as members_router
 from pointsmith.program.routes import router as program_router
@@ -38,6 +47,10 @@ class PointsmithAPI(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            unreadable = nul_refusal(scope)
+            if unreadable is not None:  # no stored id or value holds one; PostgreSQL cannot even compare it
+                await error_answer(unreadable, scope["method"], scope["path"])(scope, receive, send)
+                return
             limit = body_limit(scope["path"])
             declared = declared_length(scope)
             if declared is not None and declared > limit:  # refused before a byte of it is read
@@ -47,6 +60,8 @@ class PointsmithAPI(FastAPI):
             if scope["path"] == "/v1/events" and scope["method"] == "POST":
                 await events_lane(self.state, scope, receive, send)
                 return
+            await answered_in_full(super().__call__, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
 

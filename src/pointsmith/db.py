@@ -202,7 +202,17 @@ def unavailable(error: BaseException) -> BaseException | None:
     SQLAlchemy wrapped it or the driver raised it directly (`driver_execute`, pipelines)."""
     if isinstance(error, sa.exc.OperationalError):
         return error.orig
+    if isinstance(error, sa.exc.TimeoutError):  # every pooled connection busy past the pool's timeout
+        return error
     return error if isinstance(error, driver_operational_errors()) else None
+
+
+def _connection_spoiled(error: BaseException) -> bool:
+    """Whether a connection that met `error` should not go back to the pool: SQLite opens a file it
+    cannot write read-only and stays so, and a connection that met an I/O error may hold stale state."""
+    trouble = unavailable(error)
+    return isinstance(trouble, sqlite3.OperationalError) and any(
+        words in str(trouble) for words in ("readonly database", "disk I/O error"))
 
 
 def driver_operational_errors() -> tuple[type[Exception], ...]:
@@ -333,6 +343,9 @@ def unit_of_work(engine: Engine) -> Iterator[Connection]:
                 transaction.commit()
             else:
                 transaction.rollback()
+                if _connection_spoiled(e):
+                    conn.invalidate()
+                    engine.dispose(close=False)  # its siblings may be read-only too: the next open afresh
             raise
         transaction.commit()
 

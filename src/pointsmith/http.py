@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 import sqlalchemy as sa
@@ -12,13 +13,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Message, Receive
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from pointsmith.auth import service as auth
 from pointsmith.auth.service import ApiKey, Scope
 from pointsmith.db import driver_operational_errors, json_default, unavailable
-from pointsmith.errors import DomainError
+from pointsmith.errors import DomainError, NotFound, ValidationFailed
 
 log = logging.getLogger("pointsmith.http")
 PROBLEM = "application/problem+json"
@@ -46,10 +48,18 @@ def error_answer(exc: Exception, method: str, path: str) -> JSONResponse:
     """The problem+json answer to a failure that is not about the request's syntax: the app's exception
     handlers and the event lane (`events.routes.lane`, which runs outside FastAPI) both answer by it."""
     if isinstance(exc, DomainError):
-        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        response = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        if exc.status == 401:  # RFC 9110: a 401 names the scheme it wants
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
     if isinstance(exc, StarletteHTTPException):
         code = STATUS_CODES.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+        response = problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+        response.headers.update(exc.headers or {})  # a 405's Allow
+        return response
+    if isinstance(exc, ClientDisconnect):  # nobody is left to answer; nothing failed on our side
+        log.info("client went away during %s %s", method, path)
+        return problem(400, "client_disconnected", "Client disconnected", "the client went away mid-request")
     trouble = unavailable(exc)
     if trouble is not None:
         # locked, unreachable or out of resources: nothing was written, the same request can be sent again
@@ -77,10 +87,38 @@ def install_error_handlers(app: FastAPI) -> None:
 
     # ours, the database's (wrapped by SQLAlchemy, or straight from the driver on the hot paths below it),
     # and anything else (Exception: a 500, answered outermost by Starlette, which then re-raises it)
-    kinds: tuple[type[Exception], ...] = (DomainError, sa.exc.OperationalError, *driver_operational_errors(),
-                                          Exception)
+    kinds: tuple[type[Exception], ...] = (DomainError, ClientDisconnect, sa.exc.OperationalError, sa.exc.TimeoutError,
+                                          *driver_operational_errors(), Exception)
     for kind in kinds:
         app.add_exception_handler(kind, _answer)
+
+
+def nul_refusal(scope: AsgiScope) -> DomainError | None:
+    """Why a request with NUL in its path or query is refused, if it has one: no id or value the
+    engine stores may hold one, and PostgreSQL refuses it even in a lookup (which would be a 500)."""
+    if "\x00" in scope["path"]:
+        return NotFound("nothing here: the path holds a NUL character")
+    if b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
+        return ValidationFailed("the query string holds a NUL character")
+    return None
+
+
+async def answered_in_full(app: ASGIApp, scope: AsgiScope, receive: Receive, send: Send) -> None:
+    """`app`, except that an error it has already answered (a 500, which Starlette sends and then
+    raises again for the server's log: ours, `error_answer`, has it already) does not reach the
+    server, which would drop the client's keep-alive connection and fail its next request."""
+    answered = False
+
+    async def tracked(message: Message) -> None:
+        nonlocal answered
+        answered = answered or (message["type"] == "http.response.body" and not message.get("more_body", False))
+        await send(message)
+
+    try:
+        await app(scope, receive, tracked)
+    except Exception:
+        if not answered:
+            raise
 
 
 # The dependencies are async so that they run on the event loop: a sync one costs a trip to the
@@ -120,9 +158,10 @@ def actor(key: ApiKey) -> str:
 # The most a request body may hold: what the largest valid request needs, with room to spare. Bodies
 # are read whole before they are checked, so without a bound one request could take the server's memory.
 MAX_BODY = 1 << 20
-# 1,000 events of up to 64 KiB of attributes each (as compact UTF-8), and the JSON around them: up to
-# three times that on the wire if the text is sent as \u escapes
-MAX_BATCH_BODY = 200 << 20
+# 1,000 events of 16 KiB each on average (most are well under 1 KiB). A batch of larger events is
+# split; a bound near the per-event one (64 KiB) times 1,000 would let one request hold gigabytes
+# while it is parsed (its numbers as Decimals).
+MAX_BATCH_BODY = 16 << 20
 
 
 def body_limit(path: str) -> int:

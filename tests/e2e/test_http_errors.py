@@ -11,7 +11,7 @@ import httpx
 import uvicorn
 
 from pointsmith.app import create_app
-from pointsmith.http import MAX_BODY
+from pointsmith.http import MAX_BATCH_BODY, MAX_BODY
 from tests.e2e.conftest import Cli, Live, assert_problem
 
 
@@ -101,7 +101,7 @@ def test_unknown_routes_and_methods_are_problems_too(server: Live) -> None:
     assert_problem(server.call("DELETE", "/health"), 405, "method_not_allowed")
 
 
-def test_an_unexpected_failure_is_500_without_a_stack_trace(database_url: str) -> None:
+def test_an_unexpected_failure_is_500_without_a_stack_trace_and_the_connection_stays(database_url: str) -> None:
     app = create_app(database_url)
 
     @app.get("/boom")
@@ -116,12 +116,36 @@ def test_an_unexpected_failure_is_500_without_a_stack_trace(database_url: str) -
         while not uv.started:
             time.sleep(0.02)
         port = uv.servers[0].sockets[0].getsockname()[1]
-        r = httpx.get(f"http://127.0.0.1:{port}/boom")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:  # one keep-alive connection
+            r = client.get("/boom")
+            after = client.get("/health")  # on the same connection: the server did not drop it
     finally:
         uv.should_exit = True
         thread.join(10)
     body = assert_problem(r, 500, "internal_error")
     assert "secret" not in r.text and "Traceback" not in r.text and body["detail"]
+    assert after.status_code == 200
+    assert after.extensions["network_stream"] is r.extensions["network_stream"]  # the same connection
+
+
+def test_a_nul_in_a_path_or_query_names_nothing(server: Live) -> None:
+    for path in ("/v1/events/e1%00", "/v1/members/a%00"):
+        assert_problem(server.call("GET", path, key=server.client), 404, "not_found")
+    assert_problem(server.call("GET", "/v1/members/a?x=%00", key=server.client), 422, "validation_error")
+
+
+def test_error_answers_carry_the_headers_their_status_needs(server: Live) -> None:
+    refused = server.call("PUT", "/v1/events/batch", key=server.client)
+    assert_problem(refused, 405, "method_not_allowed")
+    assert refused.headers["allow"] == "POST"
+    unknown = server.call("GET", "/v1/members/x")
+    assert_problem(unknown, 401, "unauthorized")
+    assert unknown.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_batch_body_past_its_bound_is_413(server: Live) -> None:
+    big = b" " * (MAX_BATCH_BODY + 1)
+    assert_problem(server.call("POST", "/v1/events/batch", key=server.client, content=big), 413, "payload_too_large")
 
 
 def test_program_publish_and_validate_over_http(server: Live) -> None:
