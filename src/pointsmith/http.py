@@ -142,6 +142,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
                    authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> ApiKey:
         return authorize(engine, authorization, scope)
 
+    dependency.key_scope = scope  # type: ignore[attr-defined]  # read by openapi.py: the route's security
     return dependency
 
 

@@ -6,9 +6,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import uvicorn
+from openapi_spec_validator import validate
 
 from pointsmith.app import create_app
 from pointsmith.http import MAX_BATCH_BODY, MAX_BODY
@@ -25,6 +27,36 @@ def test_health_and_openapi_list_every_route(server: Live) -> None:
     assert {"/v1/members", "/v1/members/{member_id}", "/v1/events", "/v1/events/batch", "/v1/program",
             "/v1/program/validate"} <= set(paths)
     assert server.call("GET", "/docs").status_code == 200
+
+
+def test_the_openapi_document_is_valid_and_says_what_the_server_answers(server: Live) -> None:
+    doc = server.call("GET", "/openapi.json").json()
+    validate(doc)
+    for ref in _refs(doc):  # every reference points at something (a validator need not follow them)
+        target: Any = doc
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+    assert set(doc["components"]["securitySchemes"]) == {"ClientKey", "AdminKey"}
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    batch = doc["paths"]["/v1/events/batch"]["post"]
+    assert batch["security"] == [{"ClientKey": []}] and doc["paths"]["/v1/events"]["post"]["security"] == [
+        {"ClientKey": []}]
+    assert {s: batch["responses"][s]["content"] for s in ("401", "413", "422", "503")} == dict.fromkeys(
+        ("401", "413", "422", "503"), problem)
+    assert set(doc["paths"]["/v1/program"]["put"]["responses"]) >= {"401", "403"}
+    assert set(doc["paths"]["/v1/events/{event_id}"]["get"]["responses"]) >= {"401", "404"}
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
 
 
 def test_create_then_read_a_member(server: Live) -> None:
