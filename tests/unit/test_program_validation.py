@@ -132,3 +132,17 @@ def test_an_active_window_is_ordered_in_the_programs_time_zone() -> None:
     # 07:00 in Shanghai is 23:00 UTC the day before: a window of one hour
     window = load_program(windowed("2026-11-11T07:00:00", "2026-11-11T00:00:00Z")).rules[0].active
     assert window and window.until and window.from_ and window.until - window.from_ == timedelta(hours=1)
+
+
+def test_a_deduction_takes_no_points_limit_or_budget_which_would_never_apply() -> None:
+    found = problems_of(SIMPLE_PROGRAM + ("  - {key: fine, event: complaint, points: -200,"
+                                          " limits: {points: {day: 400}, budget: 1000, times: {day: 1}}}\n"))
+    assert found == [
+        "rules[1].limits.points: a deduction (negative points) is limited by how often it happens (times) only",
+        "rules[1].limits.budget: a budget bounds the points a rule gives; this rule takes points"]
+
+
+def test_a_stored_version_with_a_deductions_points_limit_still_loads() -> None:
+    stored = document(load_program(SIMPLE_PROGRAM + "  - {key: fine, event: complaint, points: -200}\n"))
+    stored["rules"][1]["limits"]["points"] = {"day": 400}  # published before such limits were refused
+    assert validate_program(stored, stored=True).rules[1].limits.points == {"day": 400}

@@ -54,8 +54,8 @@ def validate_program(raw: Any, *, stored: bool = False) -> Program:
 
     A rule's `active` time written without an offset is a time of the program's own time zone, and
     is kept with its offset. `stored`: a document read back from a published version, whose offsets
-    are already written; a time without one there was published before this reading and meant UTC,
-    as it still does.
+    are already written (a time without one there was published before this reading and meant UTC,
+    as it still does), and which checks added since it was published do not refuse.
     """
     if not isinstance(raw, dict):
         raise InvalidProgram(["(root): must be a mapping with a `program:` section"])
@@ -83,7 +83,7 @@ def validate_program(raw: Any, *, stored: bool = False) -> Program:
             problems.append(f"{name}: must be a list")
             continue
         parsed[name] = [s for i, item in enumerate(items)
-                        if (s := _parse_item(model, item, f"{name}[{i}]", problems, zone)) is not None]
+                        if (s := _parse_item(model, item, f"{name}[{i}]", problems, zone, new=not stored)) is not None]
         if len(parsed[name]) == len(items):
             problems += _duplicate_keys(parsed[name], name)
     problems += _cross_checks(parsed)
@@ -102,14 +102,14 @@ def _parse(model: type[S], data: Any, path: str, problems: Problems) -> S | None
         return None
 
 
-def _parse_item(model: type[S], item: Any, path: str, problems: Problems, zone: tzinfo) -> S | None:
+def _parse_item(model: type[S], item: Any, path: str, problems: Problems, zone: tzinfo, *, new: bool) -> S | None:
     if isinstance(item, dict) and True in item:
         problems.append(f"{path}: write `event:`, not `on:` (YAML reads a bare `on` as true)")
         return None
     section = _parse(model, item, path, problems)
     if isinstance(section, Rule):
         rule = _in_zone(section, zone)
-        problems += [f"{path}{p}" for p in _check_rule(rule)]
+        problems += [f"{path}{p}" for p in _check_rule(rule, new=new)]
         return cast(S, rule)
     return section
 
@@ -169,7 +169,8 @@ def _check_tiers(tiers: TiersConfig) -> Iterator[str]:
         seen.add(level.key)
 
 
-def _check_rule(rule: Rule) -> Iterator[str]:
+def _check_rule(rule: Rule, *, new: bool) -> Iterator[str]:
+    """A rule's problems; `new`: also those a version published before the check was added may have."""
     for field in ("when", "points", "growth"):
         source = getattr(rule, field)
         if source is None:
@@ -181,6 +182,11 @@ def _check_rule(rule: Rule) -> Iterator[str]:
     window = rule.active
     if window and window.from_ and window.until and window.until <= window.from_:  # both aware (_in_zone)
         yield ".active.until: must be later than active.from"
+    if new and isinstance(rule.points, int | float) and rule.points < 0:  # a deduction: only `times` applies
+        if rule.limits.points:
+            yield ".limits.points: a deduction (negative points) is limited by how often it happens (times) only"
+        if rule.limits.budget is not None:
+            yield ".limits.budget: a budget bounds the points a rule gives; this rule takes points"
 
 
 def _duplicate_keys(items: list[Any], path: str) -> Iterator[str]:
