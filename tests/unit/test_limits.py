@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from pointsmith.rules.limits import Cut, Usage, apply_limits, period_bounds
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pointsmith.rules.limits import Cut, Usage, apply_limits, period_bounds, refunded_shares
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -52,3 +56,16 @@ def test_the_times_limit_stops_an_award_entirely() -> None:
 def test_the_budget_cuts_last() -> None:
     assert apply_limits(100, points_limits={"day": 500}, times_limits={}, usage=usage(),
                         budget_left=30) == Cut(30, "budget")
+
+
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=5), st.integers(1, 1000),
+       st.lists(st.integers(0, 1000), min_size=1, max_size=6))
+def test_refunds_release_usage_by_what_they_take_back_and_never_less_than_before(
+        points: list[int], amount: int, steps: list[int]) -> None:
+    whole = Decimal(amount)
+    before = [0] * len(points)
+    for refunded in sorted({min(Decimal(s), whole) for s in steps}):
+        shares = refunded_shares(list(zip(points, before, strict=True)), refunded, whole)
+        assert sum(shares) == int(sum(points) * refunded // whole)  # what the refund takes back in all
+        assert all(b <= s <= p for b, s, p in zip(before, shares, points, strict=True))
+        before = shares

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -68,3 +69,26 @@ def apply_limits(points: int, *, points_limits: Mapping[Any, int], times_limits:
     if budget_left is not None and budget_left < allowed:
         allowed, limit = max(budget_left, 0), "budget"
     return Cut(allowed, limit)
+
+
+def share(total: int, part: Decimal, whole: Decimal) -> int:
+    """floor(total * part / whole), exactly. An order of 0 is refunded whole by any refund of it: it
+    takes back all the order earned, as it releases all the usage the order counted for."""
+    if whole == 0:
+        return total
+    return int((Decimal(total) * part / whole).to_integral_value(ROUND_FLOOR))
+
+
+def refunded_shares(awards: list[tuple[int, int]], refunded: Decimal, amount: Decimal) -> list[int]:
+    """The points each of an order's awards (points, refunded so far) counts as refunded once
+    `refunded` of `amount` is: together what the refund took back from the order, floor(P * R / A),
+    so the limits are released by as much as was taken back. Each award first gets its own share
+    rounded down, the rest goes one by one in award order; none ever counts less than before."""
+    earned = [max(points, 0) for points, _ in awards]
+    shares = [max(before, share(p, refunded, amount)) for p, (_, before) in zip(earned, awards, strict=True)]
+    rest = share(sum(earned), refunded, amount) - sum(shares)
+    for i, p in enumerate(earned):
+        extra = min(max(rest, 0), p - shares[i])
+        shares[i] += extra
+        rest -= extra
+    return shares

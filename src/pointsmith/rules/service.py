@@ -8,7 +8,7 @@ that limits count, net of refunds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ from pointsmith.program import service as programs
 from pointsmith.program.schema import Program, Rule
 from pointsmith.program.service import Version
 from pointsmith.rules.engine import Proposal, Tier, propose
-from pointsmith.rules.limits import Usage, apply_limits, period_bounds
+from pointsmith.rules.limits import Usage, apply_limits, period_bounds, refunded_shares, share
 from pointsmith.rules.tables import orders, rule_awards, rule_budgets
 from pointsmith.tiers import service as tiers
 
@@ -192,13 +192,6 @@ def counts(points: int) -> int:
     return 1 if points else 0
 
 
-def _share(total: int, part: Decimal, whole: Decimal) -> int:
-    """floor(total * part / whole), exactly. An order of 0 is refunded whole by any refund of it: it
-    takes back all the order earned, as it releases all the usage the order counted for."""
-    if whole == 0:
-        return total
-    return int((Decimal(total) * part / whole).to_integral_value(ROUND_FLOOR))
-
 
 def _refund(conn: Connection, event: Event, member: Member) -> dict[str, Any]:
     """Take back, cumulatively and exactly, floor(P * R / A) points and growth of the order."""
@@ -212,8 +205,8 @@ def _refund(conn: Connection, event: Event, member: Member) -> dict[str, Any]:
     if significant_digits(refunded) > MAX_DIGITS:  # what the order can keep exactly (db.Amount)
         raise ValidationFailed(f"order {order_id!r}: refunds would total {refunded}, more than {MAX_DIGITS} "
                                "significant digits; refund in amounts of the order's own precision")
-    points_back = _share(row["points"], refunded, amount) - row["points_back"]
-    growth_back = _share(row["growth"], refunded, amount) - row["growth_back"]
+    points_back = share(row["points"], refunded, amount) - row["points_back"]
+    growth_back = share(row["growth"], refunded, amount) - row["growth_back"]
     if points_back > 0:
         reverse(conn, member.id, points_back, key=f"event:{event.id}:refund", reference=order_id,
                 reason=f"refund of order {order_id}", at=event.occurred_at, event_id=event.id)
@@ -231,15 +224,16 @@ def _release_usage(conn: Connection, member_id: str, order_event_id: str, refund
     """A refunded order stops counting against the member's caps (and the rule's budget, where the
     award was charged to one) in proportion."""
     timeline = {v.version: v.program for v in programs.timeline(conn)}
-    for award_id, rule_key, version, points, before in conn.execute(
-            sa.select(a.id, a.rule_key, a.program_version, a.points, a.points_refunded)
-            .where(a.member_id == member_id, a.event_id == order_event_id)).all():
-        now_refunded = _share(points, refunded, amount) if points > 0 else 0
+    awards = conn.execute(sa.select(a.id, a.rule_key, a.program_version, a.points, a.points_refunded)
+                          .where(a.member_id == member_id, a.event_id == order_event_id).order_by(a.id)).all()
+    shares = refunded_shares([(points, before) for *_, points, before in awards], refunded, amount)
+    for (award_id, rule_key, version, _, before), now_refunded in zip(awards, shares, strict=True):
         conn.execute(rule_awards.update().where(a.id == award_id).values(
             points_refunded=now_refunded, **({"counted": 0} if refunded >= amount else {})))
         if _budgeted(timeline.get(version), rule_key):
             conn.execute(rule_budgets.update().where(rule_budgets.c.rule_key == rule_key)
                          .values(used=rule_budgets.c.used - (now_refunded - before)))
+
 
 
 def _budgeted(program: Program | None, rule_key: str) -> bool:

@@ -184,3 +184,13 @@ def test_a_refund_gives_a_budget_back_only_what_the_award_was_charged(conn: Conn
     ingest(conn, event("x2", "order.refunded", member="x", order_id="o1", amount=600, at="2026-02-06T10:00:00Z"))
     late = ingest(conn, event("z1", member="z", order_id="o3", amount=1000, at="2026-02-07T10:00:00Z"))
     assert (late["points"], rule(late, "order")["cut_by"]) == (0, "budget")
+
+
+def test_a_partial_refund_releases_the_limits_by_the_points_it_took_back(conn: Connection) -> None:
+    one_a_day = 'points: 1, limits: {points: {day: 1}}}'
+    publish(conn, SIMPLE_PROGRAM.replace('points: "floor(event.amount)", growth: "floor(event.amount)"}', one_a_day)
+            + f"  - {{key: second, event: order.paid, {one_a_day}\n")
+    assert ingest(conn, event("a", order_id="o1", amount=10, at="2026-01-01T09:00:00Z"))["points"] == 2
+    half = ingest(conn, event("b", "order.refunded", order_id="o1", amount=5, at="2026-01-01T10:00:00Z"))
+    assert half["refund"]["points_back"] == 1
+    assert ingest(conn, event("c", order_id="o2", amount=10, at="2026-01-01T11:00:00Z"))["points"] == 1
