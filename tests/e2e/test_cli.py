@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -233,3 +237,70 @@ def test_an_import_that_grows_the_tables_past_a_tenth_brings_the_planner_statist
     assert {t.name for t in importing.FILLED} <= {t for t, n in after_first.items() if n == before.get(t, 0) + 1}
     import_orders("b", 12)  # not a tenth of 120 (and under 50): left to autovacuum
     assert _analyzed(cli.db) == after_first
+
+
+def test_an_award_of_growth_past_its_bound_refuses_its_event_alone(cli: Cli) -> None:
+    cli.run("program", "apply", str(cli.write("p.yaml", SIMPLE_PROGRAM + (
+        '  - {key: score, event: game.scored, growth: "event.score"}\n'))))
+    lines = [json.dumps(event(f"g{i}", "game.scored", score=score)) for i, score in enumerate((5, 10**20, 7))]
+    r = cli.run("events", "import", str(cli.write("g.ndjson", "\n".join(lines) + "\n")), "--json", check=False)
+    summary = json.loads(r.stdout)
+    assert (summary["accepted"], summary["rejected"]) == (2, 1), r.stderr
+    assert summary["errors"][0]["line"] == 2 and "at most" in summary["errors"][0]["message"]
+
+
+def test_import_line_numbers_are_the_files_own_whatever_the_carriage_returns(cli: Cli) -> None:
+    good = json.dumps(event("r1", "login"))
+    text = (good + "\r\r\n" + json.dumps(event("r2", "login", note="a\rb")) + "\r\n" + "BROKEN\r\n"
+            + json.dumps({**event("r3", "login"), "id": "bad id"}) + "\n")
+    path = cli.cwd / "cr.ndjson"
+    path.write_bytes(text.encode())  # as written: no newline translation
+    summary = json.loads(cli.run("events", "import", str(path), "--json", check=False).stdout)
+    assert [e["line"] for e in summary["errors"]] == [3, 4]
+    assert summary["accepted"] == 2
+
+
+def test_a_stopped_parallel_import_stops_its_workers(backend: str, tmp_path: Path) -> None:
+    if backend != "postgresql":
+        return
+    url = create_database(backend, tmp_path)
+    try:
+        cli = Cli(url, tmp_path)
+        cli.run("program", "apply", str(cli.write("p.yaml", SIMPLE_PROGRAM)))
+        path = cli.write("many.ndjson", "".join(
+            json.dumps(event(f"s{i}", member=f"m{i % 500}", order_id=f"o{i}", amount=10)) + "\n"
+            for i in range(200_000)))
+        parent = subprocess.Popen([sys.executable, "-m", "pointsmith", "events", "import", str(path), "--workers", "2"],
+                                  env={**os.environ, "POINTSMITH_DATABASE_URL": url}, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        workers = _children_soon(parent.pid, 2)
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(w) for w in workers)
+    finally:
+        drop_database(url)
+
+
+def _children_soon(pid: int, count: int) -> list[int]:
+    """The process's children, once it has `count` of them (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+        workers = [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+        if len(workers) >= count:
+            time.sleep(1)  # at work, past their start
+            return workers
+        time.sleep(0.1)
+    raise AssertionError("the import started no workers")
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")  # a zombie has stopped; only its exit status waits to be collected

@@ -11,9 +11,11 @@ default (`auto_workers`) takes one process.
 """
 from __future__ import annotations
 
+import ctypes
 import io
 import multiprocessing
 import os
+import signal
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -47,10 +49,11 @@ Errors = list[dict[str, Any]]
 def open_events(path: Path | None) -> IO[str]:
     """An NDJSON file (or standard input, for None) as text. A leading byte-order mark is skipped; bytes
     that are not UTF-8 are read as lone surrogates, so their line alone is rejected (validation refuses
-    such text), not the whole import."""
+    such text), not the whole import. Lines end at `\n` only (a `\r\n` ending is whitespace to JSON),
+    so line numbers are those of `wc -l` and editors: a stray `\r` does not start a line."""
     if path is None:
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape")
-    return path.open(encoding="utf-8-sig", errors="surrogateescape")
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape", newline="\n")
+    return path.open(encoding="utf-8-sig", errors="surrogateescape", newline="\n")
 
 
 def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any], *,
@@ -188,6 +191,20 @@ _positions: Any = None  # the bytes each worker has read (shared memory), for th
 def _share(positions: Any) -> None:
     global _positions
     _positions = positions
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGTERM when the import that started it ends, however it ends (a
+    stopped import must not go on writing unseen; its open batch is rolled back)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent was gone before the call: nobody to send it
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 
 
 def _work(url: str, path: str, index: int, workers: int) -> tuple[Totals, Errors]:

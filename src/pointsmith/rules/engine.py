@@ -14,9 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 from pointsmith.clock import ensure_utc
+from pointsmith.errors import ValidationFailed
 from pointsmith.events.validation import Event
 from pointsmith.expressions import Expression, ExpressionError, compile_expression, to_points
 from pointsmith.program.schema import Program, Rule
+
+MAX_GROWTH = 10**12  # the ledger's bound on an award of points (ledger.common.MAX_POINTS), for growth
 
 
 @dataclass(frozen=True)
@@ -100,5 +103,7 @@ def propose(program: Program, event: Event, member: Mapping[str, Any], tier: Tie
         except ExpressionError as e:
             out.append(Proposal(rule, "skipped", reason=f"expression failed: {e}"))
             continue
+        if abs(growth) > MAX_GROWTH:  # as an award of points past the ledger's bound: the event is refused
+            raise ValidationFailed(f"rule {rule.key!r} gives {growth:,} growth; an award is at most {MAX_GROWTH:,}")
         out.append(Proposal(rule, "proposed", points, growth))
     return out

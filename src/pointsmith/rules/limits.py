@@ -82,13 +82,14 @@ def share(total: int, part: Decimal, whole: Decimal) -> int:
 def refunded_shares(awards: list[tuple[int, int]], refunded: Decimal, amount: Decimal) -> list[int]:
     """The points each of an order's awards (points, refunded so far) counts as refunded once
     `refunded` of `amount` is: together what the refund took back from the order, floor(P * R / A),
-    so the limits are released by as much as was taken back. Each award first gets its own share
-    rounded down, the rest goes one by one in award order; none ever counts less than before."""
+    so the limits are released by as much as was taken back. What is new goes first to each award up
+    to its own share rounded down, then one by one in award order; none ever counts less than before."""
     earned = [max(points, 0) for points, _ in awards]
-    shares = [max(before, share(p, refunded, amount)) for p, (_, before) in zip(earned, awards, strict=True)]
+    shares = [before for _, before in awards]
     rest = share(sum(earned), refunded, amount) - sum(shares)
-    for i, p in enumerate(earned):
-        extra = min(max(rest, 0), p - shares[i])
-        shares[i] += extra
-        rest -= extra
+    for up_to in ([share(p, refunded, amount) for p in earned], earned):
+        for i, most in enumerate(up_to):
+            extra = min(max(rest, 0), max(most - shares[i], 0))
+            shares[i] += extra
+            rest -= extra
     return shares
