@@ -92,9 +92,10 @@ class FastResult:
     results: list[tuple[str, dict[str, Any]] | DomainError]  # ("accepted" | "duplicate", outcome) or the error
 
 
-def ingest_run(conn: Connection, run: list[Event]) -> FastResult:
-    """Ingest a prefix of `run` set-based; stops before the first event that has to go the per-event way."""
-    timeline = programs.timeline(conn)
+def ingest_run(conn: Connection, run: list[Event], timeline: list[programs.Version] | None = None) -> FastResult:
+    """Ingest a prefix of `run` set-based; stops before the first event that has to go the per-event way.
+    `timeline`: the program's versions, if the caller has read them."""
+    timeline = programs.timeline(conn) if timeline is None else timeline
     ids = [e.id for e in run]
     # the same event sent twice at once is applied once: its id's lock, then what is stored under the
     # id, then the run's members (locked), in one round trip (each statement after the one before it)

@@ -128,7 +128,8 @@ def apply_all(conn: Connection, items: list[Event | DomainError], *,
     every event of a replay (whose clock follows event time and runs due jobs
     before each event), one at a time, each in its own savepoint.
     """
-    _lock_ahead(conn, items, replay=replay is not None)
+    timeline = programs.timeline(conn)  # read once for the whole group (a round trip on PostgreSQL)
+    _lock_ahead(conn, items, timeline, replay=replay is not None)
     out: list[Ingested | DomainError] = []
     position = 0
     while position < len(items):
@@ -143,7 +144,7 @@ def apply_all(conn: Connection, items: list[Event | DomainError], *,
                 if isinstance(candidate, DomainError):
                     break
                 run.append(candidate)
-            fast = ingest_run(conn, run)
+            fast = ingest_run(conn, run, timeline)
             for ev, outcome in zip(run[:fast.done], fast.results, strict=True):
                 out.append(outcome if isinstance(outcome, DomainError)
                            else Ingested(ev.id, outcome[0], outcome[1]))  # type: ignore[arg-type]
@@ -166,7 +167,8 @@ def apply_all(conn: Connection, items: list[Event | DomainError], *,
     return out
 
 
-def _lock_ahead(conn: Connection, items: list[Event | DomainError], *, replay: bool) -> None:
+def _lock_ahead(conn: Connection, items: list[Event | DomainError], timeline: list[programs.Version], *,
+                replay: bool) -> None:
     """PostgreSQL, where some of the items go one at a time: take every lock they will need first,
     each kind in a fixed order (event ids, members, then every rule budget), as the set-based path
     does for its own run. Taken as each event came, two transactions could take them in opposite
@@ -174,7 +176,6 @@ def _lock_ahead(conn: Connection, items: list[Event | DomainError], *, replay: b
     nearly every time)."""
     if not is_postgres(conn):
         return
-    timeline = programs.timeline(conn)
     batch = [item for item in items if isinstance(item, Event)]
     if not replay and not any(needs_per_event_path(e, programs.in_force(timeline, e.occurred_at)) for e in batch):
         return

@@ -16,10 +16,11 @@ from sqlalchemy.engine import Connection
 
 from pointsmith import clock
 from pointsmith.ledger.holds import release_lapsed
-from pointsmith.ledger.policy import policy_at
+from pointsmith.ledger.policy import PointsPolicy, policy_at, policy_of
 from pointsmith.ledger.service import settle_debt
 from pointsmith.ledger.tables import ledger_holds, ledger_lots, point_balances
 from pointsmith.ledger.writer import Draft, Posting, lock_states, write
+from pointsmith.program import service as programs
 from pointsmith.program.schema import ExpiryPolicy
 
 
@@ -70,22 +71,24 @@ def expire_lots(conn: Connection, now: datetime, limit: int) -> int:
 
 
 def expire_inactive(conn: Connection, now: datetime, limit: int) -> int:
-    """Under the inactivity policy, expire everything of members idle for `months`."""
-    policy = policy_at(conn, now)
-    if policy.expiry.policy is not ExpiryPolicy.inactivity:
+    """Under the inactivity policy, expire everything of members idle for `months`: at the first time
+    a version with that policy was in force and the member had been idle for its `months` (so a
+    catch-up gives what running the job all along would have, whichever versions came between)."""
+    spans = _inactivity_spans(conn)
+    if not spans:
         return 0
     b, lt = point_balances, ledger_lots
     # available + debt is what the member's lots hold; oldest activity first, so the late ones lead
     rows = conn.execute(sa.select(b.c.member_id, b.c.last_activity_at)
                         .where(b.c.available + b.c.debt > 0, b.c.last_activity_at.is_not(None))
                         .order_by(b.c.last_activity_at).limit(limit)).all()
-    late = [m for m, last in rows if (d := policy.inactivity_deadline(last)) is not None and d <= now]
+    late = [m for m, last in rows if (d := _idle_due(spans, last)) is not None and d <= now]
     if not late:
         return 0
     states = lock_states(conn, late)
     drafts = []
     for member_id in late:
-        deadline = policy.inactivity_deadline(states[member_id].last_activity_at)
+        deadline = _idle_due(spans, states[member_id].last_activity_at)
         if deadline is None or deadline > now:
             continue  # active again since it was selected
         lots = conn.execute(sa.select(lt.c.id, lt.c.remaining)
@@ -95,6 +98,27 @@ def expire_inactive(conn: Connection, now: datetime, limit: int) -> int:
                    for lot_id, remaining in lots]
     write(conn, drafts, states)
     return len(drafts)
+
+
+_Span = tuple[PointsPolicy, datetime, datetime | None]
+
+
+def _inactivity_spans(conn: Connection) -> list[_Span]:
+    """The inactivity policies of the program's history, each with when it starts and stops being in force."""
+    return [(policy, version.effective_at, end) for version, end in programs.spans(programs.timeline(conn))
+            if (policy := policy_of(version)).expiry.policy is ExpiryPolicy.inactivity]
+
+
+def _idle_due(spans: list[_Span], last_activity: datetime | None) -> datetime | None:
+    """When a member last active at `last_activity` is first due to lose its points to inactivity."""
+    if last_activity is None:
+        return None
+    times = []
+    for policy, start, end in spans:
+        deadline = policy.inactivity_deadline(last_activity)
+        if deadline is not None and (end is None or max(deadline, start) < end):
+            times.append(max(deadline, start))
+    return min(times, default=None)
 
 
 def _due(conn: Connection, member: sa.Column[str], due_at: sa.Column[datetime], pending: sa.ColumnElement[bool],
@@ -125,11 +149,8 @@ def next_expiry(conn: Connection) -> datetime | None:
 
 
 def next_inactivity(conn: Connection) -> datetime | None:
-    b = point_balances.c
-    if policy_at(conn, clock.now()).expiry.policy is not ExpiryPolicy.inactivity:
+    spans = _inactivity_spans(conn)
+    if not spans:
         return None
-    oldest = _earliest(conn, b.last_activity_at, b.available + b.debt > 0)
-    if oldest is None:
-        return None
-    policy = policy_at(conn, oldest)
-    return policy.inactivity_deadline(oldest)
+    b = point_balances.c  # the longest idle member is the first due, under any of the policies
+    return _idle_due(spans, _earliest(conn, b.last_activity_at, b.available + b.debt > 0))

@@ -115,6 +115,17 @@ def timeline(conn: Connection) -> list[Version]:
     return cached
 
 
+def spans(timeline: list[Version]) -> list[tuple[Version, datetime | None]]:
+    """Each version that is ever in force, in time order, with when it stops being so (None: never)."""
+    ordered = sorted(timeline, key=lambda v: (v.effective_at, v.version))
+    out = []
+    for i, version in enumerate(ordered):
+        end = ordered[i + 1].effective_at if i + 1 < len(ordered) else None
+        if end is None or end > version.effective_at:  # a tie goes to the higher version number
+            out.append((version, end))
+    return out
+
+
 def get_version(conn: Connection, number: int) -> Version:
     row = conn.execute(
         sa.select(program_versions.c.version, program_versions.c.effective_at, program_versions.c.published_at,

@@ -56,11 +56,14 @@ def step(conn: Connection, now: datetime, limit: int) -> int:
 
 
 def next_due(conn: Connection) -> datetime | None:
-    version = programs.active_or_none(conn, clock.now() + timedelta(days=365 * 100))
     times = [_next_review(conn), conn.execute(sa.select(sa.func.min(mt.override_until))
                                               .where(mt.override_tier.is_not(None))).scalar()]
-    if version is not None and (warn_at := _next_warning(conn, version.program)) is not None:
-        times.append(warn_at[0])
+    # a warning is due under the version in force when it is: each version's time for it, within its span
+    for version, end in programs.spans(programs.timeline(conn)):
+        if (warn_at := _next_warning(conn, version.program)) is not None:
+            at = max(warn_at[0], version.effective_at)
+            if end is None or at < end:
+                times.append(at)
     found = [clock.ensure_utc(t) for t in times if t is not None]
     return min(found) if found else None
 

@@ -5,6 +5,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import clock
@@ -17,6 +18,8 @@ from pointsmith.jobs.service import run_due_within
 from pointsmith.ledger import queries
 from pointsmith.ledger.verify import verify
 from pointsmith.members.view import member_view
+from pointsmith.outbox import domain_events
+from pointsmith.tiers.jobs import WARNING
 from tests.databases import create_database, drop_database
 from tests.factories import points_program, publish
 
@@ -51,48 +54,90 @@ def history(seed: int = 3) -> list[dict[str, Any]]:
     return out
 
 
-def state(engine: Engine) -> dict[str, Any]:
+def state(engine: Engine, members: tuple[str, ...] = ("a", "b", "c")) -> dict[str, Any]:
     with read_only(engine) as conn:
         assert verify(conn).ok
         return {"members": {m: {k: v for k, v in member_view(conn, m).items() if k not in {"invite_code"}}
-                            for m in ("a", "b", "c")},
+                            for m in members},
                 "summary": summary(conn), "history": {m: [(t["kind"], t["points"], t["effective_at"])
                                                           for t in queries.history(conn, m, limit=1000)[0]]
-                                                      for m in ("a", "b", "c")}}
+                                                      for m in members},
+                "warnings": [(e["member_id"], e["occurred_at"]) for e in
+                             conn.execute(sa.select(domain_events.c.member_id, domain_events.c.occurred_at)
+                                          .where(domain_events.c.type == WARNING)
+                                          .order_by(domain_events.c.member_id, domain_events.c.occurred_at))
+                             .mappings()]}
 
 
-def setup(engine: Engine) -> None:
+Versions = list[tuple[str, datetime | None]]  # a program's source and when it takes effect (None: at once)
+
+
+def setup(engine: Engine, versions: Versions) -> None:
     with unit_of_work(engine) as conn:
-        publish(conn, PROGRAM)
+        for source, effective_at in versions:
+            publish(conn, source, effective_at=effective_at)
 
 
-def test_replay_equals_living_through_it(backend: str, tmp_path: Any) -> None:
-    events_ = history()
+def replayed_and_lived(backend: str, tmp_path: Any, versions: Versions, events_: list[dict[str, Any]],
+                       members: tuple[str, ...] = ("a", "b", "c")) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The state a replay of `events_` leaves, and the state of living through them (the jobs caught up
+    just before each event, as a cron would)."""
     replayed_url, lived_url = create_database(backend, tmp_path), create_database(backend, tmp_path)
     try:
         replayed, lived = get_engine(replayed_url), get_engine(lived_url)
-        setup(replayed)
-        setup(lived)
+        setup(replayed, versions)
+        setup(lived, versions)
         with unit_of_work(replayed) as conn:
             replay = ReplayClock()
             result = events.ingest_many(conn, events_, replay=replay)
             replay.finish(conn)
         assert result.rejected == 0, result.errors
-        for raw in events_:  # one event at a time, the jobs caught up just before each, as a cron would
+        for raw in events_:
             at = clock.parse_time(raw["occurred_at"])
             with unit_of_work(lived) as conn, clock.frozen(at):
                 run_due_within(conn, at)
                 events.ingest(conn, parse_event(raw))
         with unit_of_work(lived) as conn, clock.frozen(at):
             run_due_within(conn, at)
-        got, want = state(replayed), state(lived)
-        assert got["history"] == want["history"]
-        assert got["members"] == want["members"]
-        assert got["summary"]["points"] == want["summary"]["points"]
-        assert want["summary"]["points"]["expired"] > 0 and want["summary"]["points"]["reversed"] > 0
+        return state(replayed, members), state(lived, members)
     finally:
         drop_database(replayed_url)
         drop_database(lived_url)
+
+
+def test_replay_equals_living_through_it(backend: str, tmp_path: Any) -> None:
+    got, want = replayed_and_lived(backend, tmp_path, [(PROGRAM, None)], history())
+    assert got["history"] == want["history"]
+    assert got["members"] == want["members"]
+    assert got["summary"]["points"] == want["summary"]["points"]
+    assert want["summary"]["points"]["expired"] > 0 and want["summary"]["points"]["reversed"] > 0
+
+
+def _order(eid: str, member: str, at: str, amount: int) -> dict[str, Any]:
+    return {"id": eid, "type": "order.paid", "member_id": member, "occurred_at": at,
+            "attributes": {"order_id": eid, "amount": amount}}
+
+
+def test_a_replay_expires_for_inactivity_under_the_version_then_in_force(backend: str, tmp_path: Any) -> None:
+    idle = points_program(pending_days=0, expiry="{policy: inactivity, months: 1}")
+    versions = [(idle, None), (idle.replace("{policy: inactivity, months: 1}", "{policy: none}"),
+                               datetime(2026, 6, 1, tzinfo=UTC))]  # in force before the real clock's today
+    got, want = replayed_and_lived(backend, tmp_path, versions, [
+        _order("a1", "a", "2026-01-01T00:00:00Z", 100), _order("a2", "a", "2026-03-15T00:00:00Z", 10)], ("a",))
+    assert got == want
+    assert want["summary"]["points"]["expired"] == 100
+
+
+def test_a_replay_warns_of_a_downgrade_when_the_version_then_in_force_says(backend: str, tmp_path: Any) -> None:
+    monthly = points_program(pending_days=0, expiry="{policy: none}").replace(
+        "qualification: lifetime", "qualification: period\n  period: month\n  warn_days: 20")
+    versions = [(monthly, None), (monthly.replace("warn_days: 20", "warn_days: 5"),
+                                  datetime(2027, 1, 1, tzinfo=UTC))]
+    got, want = replayed_and_lived(backend, tmp_path, versions, [
+        _order("a1", "a", "2026-01-05T00:00:00Z", 150), _order("b1", "b", "2026-02-03T00:00:00Z", 1),
+        _order("a2", "a", "2026-02-15T00:00:00Z", 150), _order("a3", "a", "2026-03-05T00:00:00Z", 1)], ("a", "b"))
+    assert got == want
+    assert [m for m, _ in want["warnings"]] == ["a"]  # 20 days before its March review: a had no growth yet
 
 
 def test_without_replay_a_backdated_history_leaves_due_work_for_the_jobs(conn: Connection) -> None:
@@ -101,3 +146,14 @@ def test_without_replay_a_backdated_history_leaves_due_work_for_the_jobs(conn: C
     assert queries.balance(conn, "a")["pending"] + queries.balance(conn, "b")["pending"] > 0
     run_due_within(conn, START + timedelta(days=400))
     assert all(queries.balance(conn, m)["pending"] == 0 for m in ("a", "b", "c"))
+
+
+def test_a_late_catch_up_expires_for_inactivity_as_running_all_along_would(conn: Connection) -> None:
+    idle = points_program(pending_days=0, expiry="{policy: inactivity, months: 1}")
+    publish(conn, idle)
+    publish(conn, idle.replace("months: 1", "months: 6"), effective_at=datetime(2026, 3, 1, tzinfo=UTC))
+    events.ingest(conn, parse_event(_order("a1", "a", "2026-01-01T00:00:00Z", 100)))
+    run_due_within(conn, datetime(2026, 3, 31, tzinfo=UTC))  # one run, a month after v1's deadline passed
+    assert queries.balance(conn, "a")["available"] == 0
+    expiry = [t for t in queries.history(conn, "a")[0] if t["kind"] == "expire"]
+    assert [(t["points"], t["effective_at"]) for t in expiry] == [(-100, "2026-02-01T00:00:00Z")]
