@@ -60,12 +60,12 @@ def expire_lots(conn: Connection, now: datetime, limit: int) -> int:
     if not member_ids:
         return 0
     states = lock_states(conn, member_ids)
-    rows = conn.execute(sa.select(lt.c.id, lt.c.member_id, lt.c.remaining, lt.c.expires_at)
+    rows = conn.execute(sa.select(lt.c.id, lt.c.member_id, lt.c.remaining, lt.c.expires_at, lt.c.available_at)
                         .where(lt.c.member_id.in_(member_ids), lt.c.remaining > 0, lt.c.expires_at <= now)
                         .order_by(lt.c.expires_at, lt.c.id)).all()
-    drafts = [Draft(member_id, "expire", expires_at, (Posting("available", -remaining, lot_id),
-                                                      Posting("expired", remaining)))
-              for lot_id, member_id, remaining, expires_at in rows]
+    drafts = [Draft(member_id, "expire", _not_before(expires_at, available_at),
+                    (Posting("available", -remaining, lot_id), Posting("expired", remaining)))
+              for lot_id, member_id, remaining, expires_at, available_at in rows]
     write(conn, drafts, states)
     return len(drafts)
 
@@ -91,13 +91,20 @@ def expire_inactive(conn: Connection, now: datetime, limit: int) -> int:
         deadline = _idle_due(spans, states[member_id].last_activity_at)
         if deadline is None or deadline > now:
             continue  # active again since it was selected
-        lots = conn.execute(sa.select(lt.c.id, lt.c.remaining)
+        lots = conn.execute(sa.select(lt.c.id, lt.c.remaining, lt.c.available_at)
                             .where(lt.c.member_id == member_id, lt.c.remaining > 0)).all()
-        drafts += [Draft(member_id, "expire", deadline, (Posting("available", -remaining, lot_id),
-                                                          Posting("expired", remaining)))
-                   for lot_id, remaining in lots]
+        drafts += [Draft(member_id, "expire", _not_before(deadline, available_at),
+                         (Posting("available", -remaining, lot_id), Posting("expired", remaining)))
+                   for lot_id, remaining, available_at in lots]
     write(conn, drafts, states)
     return len(drafts)
+
+
+def _not_before(due: datetime, available_at: datetime) -> datetime:
+    """When a lot expires that fell due at `due`: not before its points were available (points still
+    pending past their expiry, under a returns window longer than it, expire as they become available;
+    dated earlier, the balance at a time between would show them expired and still pending)."""
+    return max(clock.ensure_utc(due), clock.ensure_utc(available_at))
 
 
 _Span = tuple[PointsPolicy, datetime, datetime | None]

@@ -157,3 +157,15 @@ def test_a_late_catch_up_expires_for_inactivity_as_running_all_along_would(conn:
     assert queries.balance(conn, "a")["available"] == 0
     expiry = [t for t in queries.history(conn, "a")[0] if t["kind"] == "expire"]
     assert [(t["points"], t["effective_at"]) for t in expiry] == [(-100, "2026-02-01T00:00:00Z")]
+
+
+def test_points_pending_past_their_expiry_expire_as_they_become_available(conn: Connection) -> None:
+    publish(conn, points_program(pending_days=40, expiry="{policy: rolling, months: 1}").replace(
+        'growth: "floor(event.amount)"}', 'growth: "floor(event.amount)", pending: true}'))
+    events.ingest(conn, parse_event(_order("a1", "a", "2026-01-01T00:00:00Z", 100)))
+    run_due_within(conn, datetime(2026, 3, 1, tzinfo=UTC))
+    between = queries.balance(conn, "a", at=datetime(2026, 2, 5, tzinfo=UTC))  # expiry due, not yet available
+    assert (between["available"], between["pending"]) == (0, 100)
+    assert queries.balance(conn, "a") == {"available": 0, "pending": 0, "held": 0, "debt": 0}
+    expiry = [t["effective_at"] for t in queries.history(conn, "a")[0] if t["kind"] == "expire"]
+    assert expiry == ["2026-02-10T00:00:00Z"]  # when the 40 days ended
