@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -27,36 +28,34 @@ def test_migrations_create_every_table_and_work_is_refused_before(backend: str, 
         drop_database(url)
 
 
-def test_the_growth_totals_migration_sums_the_growth_already_recorded(backend: str, tmp_path: Path) -> None:
+def migrated_over(backend: str, tmp_path: Path, revision: str, rows_sql: str, query: str) -> list[Any]:
+    """The rows `query` reads once a database at `revision` holding `rows_sql`'s rows is migrated to the head."""
     url = create_database(backend, tmp_path, migrated=False)
     try:
         engine = get_engine(url)
-        command.upgrade(alembic_config(engine), "0006")
+        command.upgrade(alembic_config(engine), revision)
         with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO growth_entries (member_id, amount, effective_at, kind) VALUES"
-                                 " ('a', 30, '2026-01-01', 'earn'), ('a', -10, '2026-02-01', 'refund'),"
-                                 " ('b', 5, '2026-01-01', 'earn')"))
+            conn.execute(sa.text(rows_sql))
         migrate(engine)
         with engine.connect() as conn:
-            totals = {m: int(t) for m, t in conn.execute(sa.text("SELECT member_id, total FROM growth_totals"))}
-        assert totals == {"a": 20, "b": 5}
+            return list(conn.execute(sa.text(query)).all())
     finally:
         drop_database(url)
+
+
+def test_the_growth_totals_migration_sums_the_growth_already_recorded(backend: str, tmp_path: Path) -> None:
+    totals = migrated_over(backend, tmp_path, "0006",
+                           "INSERT INTO growth_entries (member_id, amount, effective_at, kind) VALUES"
+                           " ('a', 30, '2026-01-01', 'earn'), ('a', -10, '2026-02-01', 'refund'),"
+                           " ('b', 5, '2026-01-01', 'earn')", "SELECT member_id, total FROM growth_totals")
+    assert {m: int(t) for m, t in totals} == {"a": 20, "b": 5}
 
 
 def test_awards_of_no_points_stop_counting_toward_times_limits(backend: str, tmp_path: Path) -> None:
-    url = create_database(backend, tmp_path, migrated=False)
-    try:
-        engine = get_engine(url)
-        command.upgrade(alembic_config(engine), "0007")
-        with engine.begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO rule_awards (member_id, event_id, rule_key, program_version, occurred_at, points,"
-                " growth, points_refunded, counted) VALUES ('a', 'e1', 'r', 1, '2026-01-01', 10, 1, 0, 1),"
-                " ('a', 'e2', 'r', 1, '2026-01-01', 0, 1, 0, 1), ('a', 'e3', 'r', 1, '2026-01-01', -5, 0, 0, 1)"))
-        migrate(engine)
-        with engine.connect() as conn:
-            counted = dict(conn.execute(sa.text("SELECT event_id, counted FROM rule_awards")).all())
-        assert counted == {"e1": 1, "e2": 0, "e3": 1}
-    finally:
-        drop_database(url)
+    counted = migrated_over(
+        backend, tmp_path, "0007",
+        "INSERT INTO rule_awards (member_id, event_id, rule_key, program_version, occurred_at, points, growth,"
+        " points_refunded, counted) VALUES ('a', 'e1', 'r', 1, '2026-01-01', 10, 1, 0, 1),"
+        " ('a', 'e2', 'r', 1, '2026-01-01', 0, 1, 0, 1), ('a', 'e3', 'r', 1, '2026-01-01', -5, 0, 0, 1)",
+        "SELECT event_id, counted FROM rule_awards")
+    assert dict(counted) == {"e1": 1, "e2": 0, "e3": 1}
