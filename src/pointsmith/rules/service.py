@@ -192,7 +192,6 @@ def counts(points: int) -> int:
     return 1 if points else 0
 
 
-
 def _refund(conn: Connection, event: Event, member: Member) -> dict[str, Any]:
     """Take back, cumulatively and exactly, floor(P * R / A) points and growth of the order."""
     order_id = str(event.attributes["order_id"])
