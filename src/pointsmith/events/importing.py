@@ -87,6 +87,8 @@ def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any]
 
 
 def _ingest(conn: Connection, *, raws: list[Any], replay: ReplayClock | None) -> service.BatchResult:
+    if replay is not None:
+        replay.changed()  # a try that was rolled back may have run jobs: look for due work afresh
     with collector.paused():  # paused once the writer lock is ours
         return service.ingest_many(conn, raws, replay=replay, outcomes=False)
 
