@@ -13,7 +13,7 @@ from pointsmith.analytics.cli import app as report_app
 from pointsmith.auth.cli import app as keys_app
 from pointsmith.cli_support import DbOption, JsonFlag, engine, print_json
 from pointsmith.db import migrate, unavailable
-from pointsmith.errors import DomainError, InvalidProgram
+from pointsmith.errors import DomainError, ImportInterrupted, InvalidProgram
 from pointsmith.events.cli import app as events_app
 from pointsmith.jobs.cli import app as jobs_app
 from pointsmith.ledger.cli import ledger_app, points_app
@@ -109,7 +109,7 @@ def main() -> None:
         sys.exit(1)
     except DomainError as e:
         typer.echo(f"error: {e.detail}", err=True)
-        sys.exit(1)
+        sys.exit(130 if isinstance(e, ImportInterrupted) else 1)
     except sa.exc.ArgumentError as e:
         typer.echo(f"error: database URL: {e}", err=True)
         sys.exit(1)

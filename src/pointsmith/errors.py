@@ -66,6 +66,14 @@ class ImportStopped(DomainError):
     code, status, title = "import_stopped", 500, "Import stopped"
 
 
+class ImportInterrupted(ImportStopped):
+    """The user stopped an import (Ctrl-C): the CLI exits 130, as an interrupted command does. It
+    carries what the import did up to then (for a parallel import's parent, which adds them up)."""
+
+    totals: dict[str, int]
+    errors: list[dict[str, Any]]
+
+
 class NoProgram(Conflict):
     code, title = "no_program", "No program published"
 

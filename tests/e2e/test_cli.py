@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -304,3 +305,27 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")  # a zombie has stopped; only its exit status waits to be collected
+
+
+def test_an_import_without_a_program_says_its_events_earn_nothing(cli: Cli) -> None:
+    r = cli.run("events", "import", "-", "--json", stdin=json.dumps(event("n1", "login")) + "\n")
+    assert json.loads(r.stdout)["accepted"] == 1
+    assert r.stderr.startswith("warning: no program is published")
+
+
+def test_an_interrupted_import_says_what_it_saved_and_going_on_resumes(cli: Cli) -> None:
+    cli.run("program", "apply", str(cli.write("p.yaml", SIMPLE_PROGRAM)))
+    lines = [json.dumps(event(f"i{i}", member=f"m{i % 300}", order_id=f"o{i}", amount=10)) for i in range(100_000)]
+    path = cli.write("many.ndjson", "\n".join(lines) + "\n")
+    run = subprocess.Popen([sys.executable, "-m", "pointsmith", "events", "import", str(path)], cwd=cli.cwd,
+                           env={**os.environ, "POINTSMITH_DATABASE_URL": cli.db}, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(4)  # started (on PostgreSQL, one worker a core), and some batches in
+    os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    said = re.match(r"error: import interrupted.*: the (\d+) events .* are saved", stderr)
+    assert said and 0 < int(said.group(1)) < 100_000, stderr
+    saved = int(said.group(1))
+    again = cli.json("events", "import", str(path))
+    assert (again["duplicate"], again["accepted"]) == (saved, 100_000 - saved)

@@ -43,6 +43,9 @@ def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for stan
             workers = 1 if replay else importing.auto_workers(target, path)
         elif workers > 1:
             importing.check_parallel(target, path)
+    if importing.without_program(target):
+        typer.echo("warning: no program is published: these events earn nothing, now or when imported again "
+                   "(`pointsmith program apply FILE` first)", err=True)
     progress = Progress(TextColumn("importing"), BarColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
                         disable=as_json or not sys.stderr.isatty(), transient=True)
     with stream, progress:

@@ -17,9 +17,11 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -29,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import collector
 from pointsmith.db import get_engine, in_transaction, is_postgres, read_only, unit_of_work
-from pointsmith.errors import DomainError, ImportStopped, ValidationFailed
+from pointsmith.errors import DomainError, ImportInterrupted, ImportStopped, ValidationFailed
 from pointsmith.events import service
 from pointsmith.events.replay import ReplayClock
 from pointsmith.events.tables import events
@@ -57,33 +59,76 @@ def open_events(path: Path | None) -> IO[str]:
 
 
 def import_stream(target: Engine, stream: IO[str], advance: Callable[[int], Any], *,
-                  replay: ReplayClock | None = None, mine: Callable[[Any], bool] | None = None
-                  ) -> tuple[Totals, Errors]:
+                  replay: ReplayClock | None = None, mine: Callable[[Any], bool] | None = None,
+                  stop: Callable[[], bool] | None = None) -> tuple[Totals, Errors]:
     """Ingest `stream` in batches of BATCH lines, a transaction each (only the lines `mine` takes, if
-    given); the totals, and the rejects by line number."""
+    given); the totals, and the rejects by line number. Ctrl-C, or `stop` saying so, ends it after
+    the batch in hand (ImportInterrupted)."""
     totals = {"accepted": 0, "duplicate": 0, "rejected": 0}
     errors: Errors = []
-    for batch in _batches(_lines(stream, advance, mine)):
-        numbers = [n for n, _ in batch]
-        try:
-            result = in_transaction(target, partial(_ingest, raws=[raw for _, raw in batch], replay=replay),
-                                    again_if=service.raced)
-        except DomainError:
-            raise
-        except Exception as e:  # each batch commits alone: say what is saved and how to go on
-            why = (str(e).strip().splitlines() or [""])[0]
-            raise ImportStopped(
-                f"import stopped in lines {numbers[0]}-{numbers[-1]} ({type(e).__name__}: {why}); the "
-                f"{totals['accepted']} events this process accepted before them are saved, and importing the "
-                "file again counts them as duplicates") from e
-        for key in totals:
-            totals[key] += getattr(result, key)
-        errors += [{"line": numbers[r.index], "id": r.id, "code": r.code, "message": r.message}
-                   for r in result.errors]
+    with _interrupt_between_batches() as interrupted:
+        for batch in _batches(_lines(stream, advance, mine)):
+            done = _import_batch(target, batch, replay, totals, errors)
+            if interrupted or (stop is not None and stop()):
+                stopped = ImportInterrupted(
+                    f"import interrupted after line {done}: the {totals['accepted']} events this process accepted "
+                    "up to it are saved, and importing the file again counts them as duplicates")
+                stopped.totals, stopped.errors = totals, errors
+                raise stopped
     if replay is not None:
         with unit_of_work(target) as conn:
             replay.finish(conn)
     return totals, errors
+
+
+class _Interrupted:
+    def __init__(self) -> None:
+        self.asked = False
+
+    def __bool__(self) -> bool:
+        return self.asked
+
+
+@contextmanager
+def _interrupt_between_batches() -> Iterator[_Interrupted]:
+    """Ctrl-C (SIGINT) stops the import once the batch in hand is committed, so what it says it saved is
+    exactly what it saved; a second Ctrl-C stops it at once (the open batch is rolled back)."""
+    interrupted = _Interrupted()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
+        yield interrupted
+        return
+
+    def ask(_signum: int, _frame: Any) -> None:
+        interrupted.asked = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    before = signal.signal(signal.SIGINT, ask)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _import_batch(target: Engine, batch: list[tuple[int, Any]], replay: ReplayClock | None, totals: Totals,
+                  errors: Errors) -> int:
+    """Ingest one batch in a transaction of its own, adding to `totals` and `errors`; its last line."""
+    numbers = [n for n, _ in batch]
+    try:
+        result = in_transaction(target, partial(_ingest, raws=[raw for _, raw in batch], replay=replay),
+                                again_if=service.raced)
+    except DomainError:
+        raise
+    except Exception as e:  # each batch commits alone: say what is saved and how to go on
+        why = (str(e).strip().splitlines() or [""])[0]
+        raise ImportStopped(
+            f"import stopped in lines {numbers[0]}-{numbers[-1]} ({type(e).__name__}: {why}); the "
+            f"{totals['accepted']} events this process accepted before them are saved, and importing the "
+            "file again counts them as duplicates") from e
+    for key in totals:
+        totals[key] += getattr(result, key)
+    errors += [{"line": numbers[r.index], "id": r.id, "code": r.code, "message": r.message}
+               for r in result.errors]
+    return numbers[-1]
 
 
 def _ingest(conn: Connection, *, raws: list[Any], replay: ReplayClock | None) -> service.BatchResult:
@@ -96,6 +141,13 @@ def _ingest(conn: Connection, *, raws: list[Any], replay: ReplayClock | None) ->
 # the tables an import fills (the per-event path's rarer ones aside)
 FILLED = (events, members, ledger_transactions, ledger_postings, ledger_lots, point_balances, growth_entries,
           growth_totals, rule_awards, orders, member_tiers, tier_changes)
+
+
+def without_program(target: Engine) -> bool:
+    """Whether no program is published yet: events are then recorded, and earn nothing for good (a
+    later import of them is a duplicate)."""
+    with read_only(target) as conn:
+        return not programs.timeline(conn)
 
 
 def refresh_statistics(target: Engine, accepted: int) -> bool:
@@ -190,9 +242,12 @@ def auto_workers(target: Engine, path: Path) -> int:
 _positions: Any = None  # the bytes each worker has read (shared memory), for the progress bar
 
 
-def _share(positions: Any) -> None:
-    global _positions
-    _positions = positions
+_stop: Any = None  # set (shared memory) when the import is interrupted: each worker stops after its batch
+
+
+def _share(positions: Any, stop: Any) -> None:
+    global _positions, _stop
+    _positions, _stop = positions, stop
     _die_with_parent()
 
 
@@ -209,7 +264,8 @@ def _die_with_parent() -> None:
 PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 
 
-def _work(url: str, path: str, index: int, workers: int) -> tuple[Totals, Errors]:
+def _work(url: str, path: str, index: int, workers: int) -> tuple[Totals, Errors, bool]:
+    """A worker's import of its own members' lines: its totals, its rejects, whether it was interrupted."""
     read = 0
 
     def advance(n: int) -> None:
@@ -218,23 +274,36 @@ def _work(url: str, path: str, index: int, workers: int) -> tuple[Totals, Errors
         if read - _positions[index] > 1 << 20:  # now and then: the bar needs no more
             _positions[index] = read
 
-    with open_events(Path(path)) as stream:
-        done = import_stream(get_engine(url), stream, advance, mine=lambda raw: worker_of(raw, workers) == index)
-    _positions[index] = read
-    return done
+    try:
+        with open_events(Path(path)) as stream:
+            totals, errors = import_stream(get_engine(url), stream, advance, stop=lambda: bool(_stop.value),
+                                           mine=lambda raw: worker_of(raw, workers) == index)
+    except ImportInterrupted as stopped:
+        return stopped.totals, stopped.errors, True
+    finally:
+        _positions[index] = read
+    return totals, errors, False
 
 
 def import_parallel(url: str, path: Path, workers: int, progress: Callable[[int], Any]) -> tuple[Totals, Errors]:
     """`import_stream` of a file by `workers` processes (see the module's note); `progress` is told how
     far the slowest worker has read."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no connection is inherited
-    positions = context.RawArray("q", workers)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_share, initargs=(positions,)) as pool:
+    positions, stop = context.RawArray("q", workers), context.RawValue("b", 0)
+    with (_interrupt_between_batches() as interrupted,
+          ProcessPoolExecutor(workers, mp_context=context, initializer=_share, initargs=(positions, stop)) as pool):
         futures = [pool.submit(_work, url, str(path), i, workers) for i in range(workers)]
         while not all(f.done() for f in futures):
             wait(futures, timeout=0.2)
+            stop.value = stop.value or bool(interrupted)  # (a terminal's Ctrl-C reaches the workers too)
             progress(min(positions))
         results = [f.result() for f in futures]  # a worker's failure is raised here
-    totals = {key: sum(t[key] for t, _ in results) for key in results[0][0]}
-    errors = sorted((e for _, errs in results for e in errs), key=lambda e: e["line"])
+    totals = {key: sum(t[key] for t, _, _ in results) for key in results[0][0]}
+    errors = sorted((e for _, errs, _ in results for e in errs), key=lambda e: e["line"])
+    if any(stopped for _, _, stopped in results):
+        stopped_all = ImportInterrupted(
+            f"import interrupted: the {totals['accepted']} events its workers accepted are saved, and importing "
+            "the file again counts them as duplicates")
+        stopped_all.totals, stopped_all.errors = totals, errors
+        raise stopped_all
     return totals, errors
