@@ -83,7 +83,7 @@ def _next_warning(conn: Connection, program: Program) -> tuple[datetime, datetim
     if review is None:
         return None
     review = clock.ensure_utc(review)
-    return review - timedelta(days=config.warn_days), review
+    return _warning_time(program, review), review
 
 
 def _levels_sql(program: Program) -> tuple[Any, Any]:
@@ -126,11 +126,19 @@ def _after(program: Program, boundary: datetime) -> datetime:
     return next_period(period_start(boundary, period, tz), period)
 
 
+def _warning_time(program: Program, review: datetime) -> datetime:
+    """`warn_days` before a review, but not before the period the review judges began: a warning
+    looks at that period's growth (with `warn_days` longer than the period, at its first moment)."""
+    config, tz = program.tiers, ZoneInfo(program.program.timezone)
+    judged = period_start(review - timedelta(microseconds=1), config.period, tz)
+    return max(review - timedelta(days=config.warn_days), judged)
+
+
 def _warn(conn: Connection, program: Program, review: datetime) -> int:
     """`warn_days` before a review: tell each member whom it would move down (a domain event)."""
     earned, floor = _levels_sql(program)
     projected = _greatest(conn, earned, floor, sa.literal(0))
-    at = review - timedelta(days=program.tiers.warn_days)
+    at = _warning_time(program, review)
     levels = program.tiers.levels
     due = sa.and_(mt.next_review_at == review,
                   sa.or_(mt.warned_review_at.is_(None), mt.warned_review_at != mt.next_review_at))

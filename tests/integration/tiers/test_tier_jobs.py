@@ -176,3 +176,14 @@ def test_tier_flow_counts_members_moving_between_two_times(conn: Connection) -> 
     assert report["moved"] == {"up": 3, "down": 0, "same": 0}
     assert members_per_tier(conn, program, t(2026, 6, 1)) == {"member": 0, "silver": 1, "gold": 1, "platinum": 1}
     assert members_per_tier(conn, program) == {"member": 2, "silver": 0, "gold": 0, "platinum": 1}
+
+
+def test_a_warning_longer_than_its_period_is_dated_when_the_judged_period_begins(conn: Connection) -> None:
+    publish(conn, YEARLY.replace("period: year\n  warn_days: 30", "period: month\n  warn_days: 40"))
+    replay(conn, [event("w1", member="w", at="2026-01-05T10:00:00Z", order_id="w-o1", amount=1200)],
+           until=t(2026, 2, 15))
+    warnings = [e for e in outbox.since(conn) if e["type"] == "tier.downgrade_warning"]
+    # the February review keeps silver (January's growth); the March review judges February, which
+    # began on the 1st: not 40 days before March (20 January, before February and its own review)
+    assert [(e["member_id"], e["review_at"], e["occurred_at"]) for e in warnings] == [
+        ("w", "2026-03-01T00:00:00Z", "2026-02-01T00:00:00Z")]
