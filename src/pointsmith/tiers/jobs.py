@@ -59,9 +59,10 @@ def next_due(conn: Connection) -> datetime | None:
     times = [_next_review(conn), conn.execute(sa.select(sa.func.min(mt.override_until))
                                               .where(mt.override_tier.is_not(None))).scalar()]
     # a warning is due under the version in force when it is: each version's time for it, within its span
+    review = _unwarned_review(conn)
     for version, end in programs.spans(programs.timeline(conn)):
-        if (warn_at := _next_warning(conn, version.program)) is not None:
-            at = max(warn_at[0], version.effective_at)
+        if review is not None and version.program.tiers.qualification is Qualification.period:
+            at = max(_warning_time(version.program, review), version.effective_at)
             if end is None or at < end:
                 times.append(at)
     found = [clock.ensure_utc(t) for t in times if t is not None]
@@ -75,15 +76,17 @@ def _next_review(conn: Connection) -> datetime | None:
 
 def _next_warning(conn: Connection, program: Program) -> tuple[datetime, datetime] | None:
     """(when, for which review) the earliest downgrade warning not yet looked at is due."""
-    config = program.tiers
-    if config.qualification is not Qualification.period:
+    if program.tiers.qualification is not Qualification.period:
         return None
+    review = _unwarned_review(conn)
+    return (_warning_time(program, review), review) if review is not None else None
+
+
+def _unwarned_review(conn: Connection) -> datetime | None:
+    """The earliest review whose warnings have not been looked at yet."""
     review = conn.execute(sa.select(sa.func.min(mt.next_review_at)).where(
         sa.or_(mt.warned_review_at.is_(None), mt.warned_review_at != mt.next_review_at))).scalar()
-    if review is None:
-        return None
-    review = clock.ensure_utc(review)
-    return _warning_time(program, review), review
+    return clock.ensure_utc(review) if review is not None else None
 
 
 def _levels_sql(program: Program) -> tuple[Any, Any]:
