@@ -329,3 +329,20 @@ def test_an_interrupted_import_says_what_it_saved_and_going_on_resumes(cli: Cli)
     saved = int(said.group(1))
     again = cli.json("events", "import", str(path))
     assert (again["duplicate"], again["accepted"]) == (saved, 100_000 - saved)
+
+
+def test_program_apply_reads_a_json_file_as_json_and_answers_json_when_asked(cli: Cli) -> None:
+    bad = cli.write("p.json", '{"program": {"name": "J",}}')  # YAML would take the trailing comma
+    r = cli.run("program", "apply", str(bad), "--json", check=False)
+    assert r.returncode == 1
+    assert json.loads(r.stdout) == {"valid": False, "published": False, "errors": [
+        "line 1, column 26: Expecting property name enclosed in double quotes (read as JSON)"]}
+    assert cli.json("program", "versions") == []
+
+
+def test_a_first_version_given_an_effective_time_warns_that_earlier_events_earn_nothing(cli: Cli) -> None:
+    r = cli.run("program", "apply", str(cli.write("a.yaml", SIMPLE_PROGRAM)), "--effective", "2026-01-01T00:00:00Z")
+    assert "warning: the first version takes effect at 2026-01-01T00:00:00Z" in r.stderr
+    r = cli.run("program", "apply", str(cli.write("b.yaml", SIMPLE_PROGRAM.replace("Simple", "B"))),
+                "--effective", "2026-02-01T00:00:00Z")
+    assert r.stderr == ""

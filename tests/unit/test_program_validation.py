@@ -146,3 +146,62 @@ def test_a_stored_version_with_a_deductions_points_limit_still_loads() -> None:
     stored = document(load_program(SIMPLE_PROGRAM + "  - {key: fine, event: complaint, points: -200}\n"))
     stored["rules"][1]["limits"]["points"] = {"day": 400}  # published before such limits were refused
     assert validate_program(stored, stored=True).rules[1].limits.points == {"day": 400}
+
+
+def test_a_key_written_twice_is_refused_not_silently_replaced() -> None:
+    # YAML keeps the last of two equal keys: a second `rules:` would drop every rule of the first
+    text = SIMPLE_PROGRAM.replace('points: "floor(event.amount)"', 'points: 5, points: 500') + \
+        "rules:\n  - {key: other, event: checkin, points: 1}\n"
+    assert problems_of(text) == [
+        "line 11: 'points' is written twice in one mapping (first on line 11); YAML would keep only the last",
+        "line 12: 'rules' is written twice in one mapping (first on line 10); YAML would keep only the last"]
+
+
+def test_a_yaml_merge_that_overrides_a_key_is_not_a_repeat() -> None:
+    program = load_program(SIMPLE_PROGRAM + "  - &r {key: a, event: checkin, points: 5}\n  - {<<: *r, key: b}\n")
+    assert [(r.key, r.points) for r in program.rules] == [("order", "floor(event.amount)"), ("a", 5), ("b", 5)]
+
+
+def test_a_json_file_is_read_as_strict_json() -> None:
+    with pytest.raises(InvalidProgram) as caught:
+        load_program('{"program": {"name": "J",}}', as_json=True)
+    assert caught.value.problems[0].startswith("line 1, column 26: Expecting property name")
+    with pytest.raises(InvalidProgram) as caught:
+        load_program('{"program": {"name": "J"}, "program": {"name": "K"}}', as_json=True)
+    assert caught.value.problems == ["'program' is written twice in one object; JSON readers keep only the last"]
+    assert load_program('{"program": {"name": "J"}}', as_json=True).program.name == "J"
+
+
+def test_a_section_that_does_not_parse_still_has_its_other_problems_listed() -> None:
+    text = """\
+program: {name: X, currency: usd, timezone: Mars/Olympus}
+tiers:
+  qualification: sometimes
+  levels:
+    - {key: a, name: A, threshold: 5}
+    - {key: a, name: B, threshold: 1}
+rules:
+  - {key: r, event: login, points: "tier.name", pending: maybe}
+  - {key: r, event: login, points: 1}
+"""
+    found = problems_of(text)
+    for expected in ("program.timezone: unknown time zone 'Mars/Olympus'",  # beside the bad currency
+                     "tiers.levels[0].threshold: the first level's threshold must be 0",  # beside the qualification
+                     "tiers.levels[1].threshold: must be greater than 5", "tiers.levels[1].key: duplicate key 'a'",
+                     "rules[0].points: name 'tier.name' is not allowed",  # beside the bad `pending`
+                     "rules[1].key: duplicate key 'r'"):  # though rules[0] did not parse
+        assert any(p.startswith(expected) for p in found), (expected, found)
+    assert len(found) == 9, found  # those six and three type errors: currency, qualification, pending
+
+
+def test_a_rule_for_an_event_type_that_can_never_arrive_is_refused() -> None:
+    found = problems_of(SIMPLE_PROGRAM + "  - {key: v, event: Video-Watched, points: 1}\n")
+    assert found == ["rules[1].event: 'Video-Watched' can never arrive: event types are lower-case words joined by "
+                     "dots (e.g. order.paid, video.watched)"]
+    assert load_program(SIMPLE_PROGRAM + "  - {key: v, event: video.watched_2, points: 1}\n").rules[1].event == \
+        "video.watched_2"
+
+
+def test_a_rule_cannot_take_growth_away() -> None:
+    found = problems_of(SIMPLE_PROGRAM + "  - {key: bad, event: complaint.judged_malicious, growth: -50}\n")
+    assert len(found) == 1 and found[0].startswith("rules[1].growth: a rule cannot take growth value away"), found

@@ -20,11 +20,11 @@ from pointsmith.clock import iso
 from pointsmith.db import json_size, loads
 from pointsmith.errors import ValidationFailed
 from pointsmith.members.service import MEMBER_ID, Verification
+from pointsmith.program.schema import EVENT_TYPE
 from pointsmith.program.service import BEGINNING
 
 # \Z, not $: `$` also matches before a final newline, which would let "e-1\n" in as an id of its own
 EVENT_ID = re.compile(r"[^\s\x00\ud800-\udfff]{1,255}\Z")
-EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\Z")
 # text no database can store as it came: NUL (PostgreSQL's text and jsonb refuse it) and lone surrogates
 # (no UTF-8 for them: JSON's "\ud800", or a file's undecodable bytes, read as surrogates)
 UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")

@@ -62,8 +62,9 @@ class Member:
         }
 
     def expression_names(self) -> dict[str, Any]:
-        """What rule expressions see as `member.<attr>` (tier is added by the tier feature)."""
-        return {**self.attributes, "joined_at": self.joined_at,
+        """What rule expressions see as `member.<attr>` (tier is added by the tier feature). `joined_at`
+        is ISO 8601 text in UTC, which orders as time does: `member.joined_at >= '2026-11-01'`."""
+        return {**self.attributes, "joined_at": clock.iso(self.joined_at),
                 **{f"verified_{k}": v for k, v in self.verified.items()}}
 
 

@@ -18,7 +18,7 @@ from pointsmith.cli_support import (
     time_option,
     writing,
 )
-from pointsmith.errors import ValidationFailed
+from pointsmith.errors import InvalidProgram, ValidationFailed
 from pointsmith.program import service
 from pointsmith.program.validation import load_program
 
@@ -40,7 +40,13 @@ def apply(file: Annotated[Path, typer.Argument(help="Program file (YAML or JSON)
           db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Validate a program file and publish it as a new version."""
     text = read_source(file)
-    program = load_program(text)
+    try:
+        program = load_program(text, as_json=file.suffix.lower() == ".json")
+    except InvalidProgram as e:
+        if not as_json:
+            raise
+        print_json({"valid": False, "published": False, "errors": e.problems})  # a CI check reads it whole
+        raise typer.Exit(1) from None
     when = time_option(effective, "--effective")
     if dry_run:
         result = {"valid": True, "name": program.program.name, "published": False}
@@ -49,6 +55,9 @@ def apply(file: Annotated[Path, typer.Argument(help="Program file (YAML or JSON)
     with writing(db) as conn:
         published = service.publish(conn, program, source=text, actor=CLI_ACTOR, effective_at=when)
     summary = {**published.version.summary(), "created": published.created}
+    if published.created and published.version.version == 1 and when is not None:
+        typer.echo(f"warning: the first version takes effect at {summary['effective_at']}, so events before then "
+                   "earn nothing; without --effective it would be in force from the beginning of time", err=True)
     if as_json:
         print_json(summary)
     elif published.created:

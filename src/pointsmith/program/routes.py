@@ -40,7 +40,8 @@ async def _document(request: Request) -> tuple[Any, str]:
         raise ValidationFailed("the body must be UTF-8 text") from None
     if not text.strip():
         raise ValidationFailed("the body is empty: send the program document")
-    return parse_text(text), text
+    json_body = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+    return parse_text(text, as_json=json_body), text
 
 
 @router.put("", summary="Validate and publish a program version (admin)", openapi_extra=DOCUMENT_BODY,

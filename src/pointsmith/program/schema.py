@@ -6,6 +6,7 @@ of a file can be listed at once.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -15,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Key = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 Amount = int | float | str  # a number or an expression, compiled in validation.py
+# what an event's `type` may be (checked on ingestion, and on a rule's `event` so no rule listens for
+# a type that can never arrive); \Z, not $: `$` also matches before a final newline
+EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\Z")
 
 
 class Section(BaseModel):

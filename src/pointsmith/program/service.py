@@ -59,11 +59,15 @@ def checksum(program: Program) -> str:
 
 def publish(conn: Connection, program: Program, *, source: str, actor: str,
             effective_at: datetime | None = None) -> Published:
-    """Publish a validated program; re-publishing the latest document unchanged is a no-op."""
+    """Publish a validated program; re-publishing the latest document unchanged, to take effect now, is
+    a no-op once that version is in force (not while it waits for a later effective time: then
+    "now" asks for a version of its own)."""
     digest = checksum(program)
-    latest = conn.execute(sa.select(program_versions.c.version, program_versions.c.checksum)
+    latest = conn.execute(sa.select(program_versions.c.version, program_versions.c.checksum,
+                                    program_versions.c.effective_at)
                           .order_by(program_versions.c.version.desc()).limit(1)).first()
-    if latest is not None and latest.checksum == digest and effective_at is None:
+    if latest is not None and latest.checksum == digest and effective_at is None \
+            and clock.ensure_utc(latest.effective_at) <= clock.now():
         return Published(get_version(conn, latest.version), created=False)
     number = 1 if latest is None else latest.version + 1
     if effective_at is None:

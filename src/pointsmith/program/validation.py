@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pointsmith.errors import InvalidProgram
 from pointsmith.expressions import ExpressionError, compile_expression
 from pointsmith.program.schema import (
+    EVENT_TYPE,
     LIST_SECTIONS,
     REQUIRED,
     SECTIONS,
@@ -33,20 +34,74 @@ S = TypeVar("S", bound=BaseModel)
 Problems = list[str]
 
 
-def parse_text(text: str) -> Any:
-    """YAML (a superset of JSON) to plain data; a syntax error is a problem with its line."""
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader that also notes every key written twice in one mapping: YAML keeps the last
+    silently, so a second `rules:` section would drop the first one's rules without a word."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.repeated: list[tuple[int, str]] = []  # (line, problem)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` then overriding a key is meant
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first:
+                    self.repeated.append((line, f"line {line}: {key!r} is written twice in one mapping "
+                                                f"(first on line {first[key]}); YAML would keep only the last"))
+                else:
+                    first[key] = line
+            except TypeError:  # an unhashable key: the constructor below refuses it
+                pass
+        return super().construct_mapping(node, deep)
+
+
+def parse_text(text: str, *, as_json: bool = False) -> Any:
+    """YAML (a superset of JSON) to plain data; a syntax error is a problem with its line. `as_json`:
+    the document says it is JSON (a .json file, a JSON body), so it is read as strict JSON: YAML would
+    let a trailing comma by."""
+    if as_json:
+        return _parse_json(text)
+    loader = _Loader(text)
     try:
-        return yaml.safe_load(text)
+        data = loader.get_single_data()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
         raise InvalidProgram([f"{where}: {e.problem or e}"]) from None
     except yaml.YAMLError as e:
         raise InvalidProgram([f"file: {e}"]) from None
+    finally:
+        loader.dispose()
+    if loader.repeated:
+        raise InvalidProgram([problem for _, problem in sorted(loader.repeated)])
+    return data
 
 
-def load_program(text: str) -> Program:
-    return validate_program(parse_text(text))
+def _parse_json(text: str) -> Any:
+    repeated: Problems = []
+
+    def mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        repeated.extend(f"{k!r} is written twice in one object; JSON readers keep only the last"
+                        for i, k in enumerate(keys) if k in keys[:i])
+        return dict(pairs)
+
+    try:
+        data = json.loads(text, object_pairs_hook=mapping)
+    except json.JSONDecodeError as e:
+        raise InvalidProgram([f"line {e.lineno}, column {e.colno}: {e.msg} (read as JSON)"]) from None
+    if repeated:
+        raise InvalidProgram(repeated)
+    return data
+
+
+def load_program(text: str, *, as_json: bool = False) -> Program:
+    return validate_program(parse_text(text, as_json=as_json))
 
 
 def validate_program(raw: Any, *, stored: bool = False) -> Program:
@@ -73,7 +128,9 @@ def validate_program(raw: Any, *, stored: bool = False) -> Program:
             section = _parse(model, raw[name], name, problems)
             if section is not None:
                 parsed[name] = section
-                problems += [f"{name}{p}" for p in CHECKS.get(name, _no_checks)(section)]
+            # the checks that span fields run on what was written, so they run on a section that
+            # did not parse too (a bad currency does not hide an unknown time zone)
+            problems += [f"{name}{p}" for p in CHECKS.get(name, _no_checks)(raw[name])]
     info: ProgramInfo | None = parsed.get("program")
     zone = UTC if stored or info is None or any(p.startswith("program.timezone") for p in problems) \
         else ZoneInfo(info.timezone)
@@ -84,8 +141,7 @@ def validate_program(raw: Any, *, stored: bool = False) -> Program:
             continue
         parsed[name] = [s for i, item in enumerate(items)
                         if (s := _parse_item(model, item, f"{name}[{i}]", problems, zone, new=not stored)) is not None]
-        if len(parsed[name]) == len(items):
-            problems += _duplicate_keys(parsed[name], name)
+        problems += _duplicate_keys(items, name)
     problems += _cross_checks(parsed)
     if problems:
         raise InvalidProgram(problems)
@@ -107,6 +163,8 @@ def _parse_item(model: type[S], item: Any, path: str, problems: Problems, zone: 
         problems.append(f"{path}: write `event:`, not `on:` (YAML reads a bare `on` as true)")
         return None
     section = _parse(model, item, path, problems)
+    if model is Rule and isinstance(item, dict):
+        problems += [f"{path}{p}" for p in _check_expressions(item)]  # also when the rule did not parse
     if isinstance(section, Rule):
         rule = _in_zone(section, zone)
         problems += [f"{path}{p}" for p in _check_rule(rule, new=new)]
@@ -140,14 +198,21 @@ def _no_checks(_section: Any) -> Iterator[str]:
     return iter(())
 
 
-def _check_program_info(info: ProgramInfo) -> Iterator[str]:
+def _check_program_info(raw: Any) -> Iterator[str]:
+    zone = raw.get("timezone") if isinstance(raw, dict) else None
+    if not isinstance(zone, str):
+        return  # a missing one is UTC; one of another type is a type error already
     try:
-        ZoneInfo(info.timezone)
+        ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        yield f".timezone: unknown time zone {info.timezone!r} (use an IANA name such as Asia/Shanghai)"
+        yield f".timezone: unknown time zone {zone!r} (use an IANA name such as Asia/Shanghai)"
 
 
-def _check_points(points: PointsConfig) -> Iterator[str]:
+def _check_points(raw: Any) -> Iterator[str]:
+    try:
+        points = PointsConfig.model_validate(raw or {})
+    except ValidationError:
+        return  # its type errors are listed; the expiry needs a policy that parsed
     policy = points.expiry.policy
     if policy in (ExpiryPolicy.rolling, ExpiryPolicy.inactivity) and points.expiry.months is None:
         yield f".expiry.months: required for policy {policy.value}"
@@ -155,33 +220,43 @@ def _check_points(points: PointsConfig) -> Iterator[str]:
         yield ".expiry.years: required for policy calendar"
 
 
-def _check_tiers(tiers: TiersConfig) -> Iterator[str]:
-    levels = tiers.levels
-    if levels[0].threshold != 0:
-        yield ".levels[0].threshold: the first level's threshold must be 0"
-    for i in range(1, len(levels)):
-        if levels[i].threshold <= levels[i - 1].threshold:
-            yield f".levels[{i}].threshold: must be greater than {levels[i - 1].threshold}"
-    seen: set[str] = set()
-    for i, level in enumerate(levels):
-        if level.key in seen:
-            yield f".levels[{i}].key: duplicate key {level.key!r}"
-        seen.add(level.key)
+def _check_tiers(raw: Any) -> Iterator[str]:
+    levels = raw.get("levels") if isinstance(raw, dict) else None
+    if not isinstance(levels, list) or not all(isinstance(level, dict) for level in levels):
+        return  # listed as a type error
+    thresholds = [level.get("threshold") for level in levels]
+    if levels and all(isinstance(t, int | float) and not isinstance(t, bool) for t in thresholds):
+        if thresholds[0] != 0:
+            yield ".levels[0].threshold: the first level's threshold must be 0"
+        for i in range(1, len(levels)):
+            if thresholds[i] <= thresholds[i - 1]:
+                yield f".levels[{i}].threshold: must be greater than {thresholds[i - 1]}"
+    yield from (f".levels{p}" for p in _repeated_keys(levels))
 
 
-def _check_rule(rule: Rule, *, new: bool) -> Iterator[str]:
-    """A rule's problems; `new`: also those a version published before the check was added may have."""
+def _check_expressions(raw_rule: dict[str, Any]) -> Iterator[str]:
     for field in ("when", "points", "growth"):
-        source = getattr(rule, field)
-        if source is None:
-            continue
+        source = raw_rule.get(field)
+        if not isinstance(source, str):
+            continue  # absent, a number, or a type error listed already
         try:
             compile_expression(source)
         except ExpressionError as e:
             yield f".{field}: {e}"
+
+
+def _check_rule(rule: Rule, *, new: bool) -> Iterator[str]:
+    """A parsed rule's problems beyond its expressions; `new`: also those a version published before
+    the check was added may have."""
+    if new and not EVENT_TYPE.match(rule.event):
+        yield (f".event: {rule.event!r} can never arrive: event types are lower-case words joined by dots"
+               " (e.g. order.paid, video.watched)")
     window = rule.active
     if window and window.from_ and window.until and window.until <= window.from_:  # both aware (_in_zone)
         yield ".active.until: must be later than active.from"
+    if new and isinstance(rule.growth, int | float) and rule.growth < 0:
+        yield (".growth: a rule cannot take growth value away (only a refund of the order takes back what it"
+               " gave); to discourage a behaviour, take points")
     if new and isinstance(rule.points, int | float) and rule.points < 0:  # a deduction: only `times` applies
         if rule.limits.points:
             yield ".limits.points: a deduction (negative points) is limited by how often it happens (times) only"
@@ -190,11 +265,18 @@ def _check_rule(rule: Rule, *, new: bool) -> Iterator[str]:
 
 
 def _duplicate_keys(items: list[Any], path: str) -> Iterator[str]:
+    return (f"{path}{p}" for p in _repeated_keys(items))
+
+
+def _repeated_keys(items: list[Any]) -> Iterator[str]:
+    """`[i].key` problems of the items (as written) whose key an earlier item has."""
     seen: set[str] = set()
     for i, item in enumerate(items):
-        if item.key in seen:
-            yield f"{path}[{i}].key: duplicate key {item.key!r}"
-        seen.add(item.key)
+        key = item.get("key") if isinstance(item, dict) else None
+        if isinstance(key, str):
+            if key in seen:
+                yield f"[{i}].key: duplicate key {key!r}"
+            seen.add(key)
 
 
 def _cross_checks(parsed: dict[str, Any]) -> Iterator[str]:

@@ -99,7 +99,9 @@ def propose(program: Program, event: Event, member: Mapping[str, Any], tier: Tie
             if compiled.when is not None and not compiled.when.evaluate(env):
                 out.append(Proposal(rule, "skipped", reason="`when` is false"))
                 continue
-            points, growth = to_points(compiled.points.evaluate(env)), to_points(compiled.growth.evaluate(env))
+            # growth value is never spent or taken by a rule (only a refund takes it back): a rule's
+            # growth below 0 gives none
+            points, growth = to_points(compiled.points.evaluate(env)), max(to_points(compiled.growth.evaluate(env)), 0)
         except ExpressionError as e:
             out.append(Proposal(rule, "skipped", reason=f"expression failed: {e}"))
             continue

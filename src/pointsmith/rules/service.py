@@ -95,6 +95,8 @@ def settle(proposal: Proposal, limit: Callable[[Proposal], tuple[int, str | None
     result.update(points=points, growth=grown, status="cut" if cut and not (points or grown) else "awarded")
     if cut_by:
         result["cut_by"] = cut_by
+    if points > 0 and proposal.rule.pending:
+        result["pending"] = True  # the points wait out the program's pending_days before they can be spent
     return result, points, grown, growth_room
 
 

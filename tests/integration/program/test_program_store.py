@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from pointsmith import clock
 from pointsmith.errors import NoProgram
 from pointsmith.program import service
+from pointsmith.program.validation import load_program
 from tests.factories import SIMPLE_PROGRAM, publish
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -47,3 +48,16 @@ def test_there_is_no_active_program_before_one_is_published(conn: Connection) ->
 def test_the_source_is_kept_as_written(conn: Connection) -> None:
     publish(conn)
     assert service.source_of(conn, 1) == SIMPLE_PROGRAM
+
+
+def test_the_latest_document_applied_again_to_take_effect_now_does_so_while_it_waits(conn: Connection) -> None:
+    publish(conn)
+    second = SIMPLE_PROGRAM.replace("Simple", "Second")
+    with clock.frozen(T0):
+        scheduled = publish(conn, second, effective_at=datetime(2030, 1, 1, tzinfo=UTC))
+        now = service.publish(conn, load_program(second), source=second, actor="t")
+        assert now.created and now.version.effective_at == T0
+        assert service.active(conn).program.program.name == "Second"
+        again = service.publish(conn, load_program(second), source=second, actor="t")  # in force: a no-op
+        assert not again.created and again.version.version == now.version.version
+    assert scheduled.version == 2 and now.version.version == 3

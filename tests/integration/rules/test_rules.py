@@ -194,3 +194,36 @@ def test_a_partial_refund_releases_the_limits_by_the_points_it_took_back(conn: C
     half = ingest(conn, event("b", "order.refunded", order_id="o1", amount=5, at="2026-01-01T10:00:00Z"))
     assert half["refund"]["points_back"] == 1
     assert ingest(conn, event("c", order_id="o2", amount=10, at="2026-01-01T11:00:00Z"))["points"] == 1
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_rule_can_pick_members_by_when_they_joined(conn: Connection, batch: bool) -> None:
+    publish(conn, SIMPLE_PROGRAM + "  - {key: newcomer, event: checkin, points: 10,"
+                                   " when: \"member.joined_at >= '2026-03-01'\"}\n")
+    raws = [event("j1", "member.registered", member="old", at="2026-02-28T23:59:59Z"),
+            event("j2", "member.registered", member="new", at="2026-03-01T00:00:00Z"),
+            event("c1", "checkin", member="old", at="2026-03-05T10:00:00Z"),
+            event("c2", "checkin", member="new", at="2026-03-05T10:00:00Z")]
+    if batch:
+        assert events.ingest_many(conn, raws).rejected == 0
+    else:
+        for raw in raws:
+            ingest(conn, raw)
+    assert [events.get(conn, eid)["outcome"]["points"] for eid in ("c1", "c2")] == [0, 10]
+
+
+def test_a_rule_whose_growth_comes_out_below_zero_gives_none(conn: Connection) -> None:
+    # a lifetime tier is lowered only by a refund; a rule's growth value is never taken away
+    publish(conn, SIMPLE_PROGRAM + '  - {key: odd, event: checkin, points: 1, growth: "event.score - 100"}\n')
+    ingest(conn, event("a", order_id="o1", amount=150))  # silver
+    out = ingest(conn, event("b", "checkin", score=10, at="2026-01-02T10:00:00Z"))
+    assert (out["points"], out["growth"], rule(out, "odd")["growth"]) == (1, 0, 0)
+    assert growth.lifetime(conn, "m-1") == 150
+    assert ingest(conn, event("c", order_id="o2", amount=10, at="2026-01-03T10:00:00Z"))["tier"] == "silver"
+
+
+def test_the_outcome_says_which_awards_are_pending(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace("pending_days: 0", "pending_days: 7") + (
+        "  - {key: bonus, event: order.paid, points: 5, pending: true}\n"))
+    out = ingest(conn, event("a", order_id="o1", amount=100))
+    assert "pending" not in rule(out, "order") and rule(out, "bonus")["pending"] is True
