@@ -7,8 +7,11 @@ names, and turned into a tree of small closures. Nothing is ever passed to
 functions floor ceil round min max abs, and the names `event.<attr>`,
 `member.<attr>`, `tier.key` and `tier.multiplier`.
 
-Arithmetic is exact: floats in the source and in the data become `Decimal`.
-Results are bounded so no input can blow up memory or time.
+Arithmetic is exact: floats in the source and in the data become `Decimal`,
+and a quotient is a `Fraction` (so `event.amount / 3 * 3` is the amount
+again, not 9.999...). Results are bounded so no input can blow up memory or
+time. `round` rounds halves away from zero (2.5 to 3), as prices are rounded,
+not to even as Python's does; `and` / `or` give an operand, as Python's do.
 """
 from __future__ import annotations
 
@@ -17,12 +20,14 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
 MAX_SOURCE = 1000
 MAX_NUMBER = Decimal(10) ** 18
 MAX_STRING = 10_000
+MAX_DEPTH = 100  # nesting of the syntax tree: compiling (and running) it recurses once a level
 ROOTS = {"event", "member", "tier"}
 TIER_NAMES = {"key", "multiplier"}
 
@@ -58,9 +63,25 @@ def number(value: Any) -> Any:
 
 def to_points(value: Any) -> int:
     """An award: the result rounded down to an integer."""
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise ExpressionError(f"an award must be a number, not {type(value).__name__}")
-    return int(value) if isinstance(value, int) else int(value.to_integral_value(ROUND_FLOOR))
+    if not _is_number(value):
+        raise ExpressionError(f"an award must be a number, not {_kind(value)}")
+    if isinstance(value, int):
+        return value
+    return math.floor(value) if isinstance(value, Fraction) else int(value.to_integral_value(ROUND_FLOOR))
+
+
+def to_truth(value: Any) -> bool:
+    """A condition's result, which must be true or false: a truthy "no" is not a yes."""
+    if not isinstance(value, bool):
+        raise ExpressionError(f"a condition must be true or false, not {_kind(value)}")
+    return value
+
+
+def compile_condition(source: str | bool) -> Expression:
+    """A `when`: an expression, or YAML's own true / false."""
+    if isinstance(source, bool):
+        return Expression(str(source).lower(), frozenset(), lambda _env: source)
+    return compile_expression(source)
 
 
 def compile_expression(source: str | int | float) -> Expression:
@@ -68,7 +89,7 @@ def compile_expression(source: str | int | float) -> Expression:
     if isinstance(source, bool):
         raise ExpressionError("must be a number or an expression, not a boolean")
     if isinstance(source, int | float):
-        value = number(source)
+        value = _num(number(source))
         return Expression(str(source), frozenset(), lambda _env: value)
     if not isinstance(source, str):
         raise ExpressionError("must be a number or an expression")
@@ -80,6 +101,7 @@ def compile_expression(source: str | int | float) -> Expression:
         raise ExpressionError(f"syntax error: {e.msg}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ExpressionError("expression too deeply nested") from None
+    _check_depth(tree.body)
     names: set[str] = set()
     try:
         run = _Compiler(names).visit(tree.body)
@@ -91,22 +113,53 @@ def compile_expression(source: str | int | float) -> Expression:
     return expression
 
 
+def _check_depth(root: ast.AST) -> None:
+    """Refuse a tree nested deeper than MAX_DEPTH, walked without recursion: the compiler and the
+    closures it builds recurse once a level, and a version is compiled again wherever it is used
+    (a deeper stack than `program apply`'s), so the bound must not depend on the stack."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ExpressionError(f"expression nested more than {MAX_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
 # --- checked operations ------------------------------------------------------
 
 
+def _kind(v: Any) -> str:
+    if v is None:
+        return "nothing (an attribute the event or member does not have)"
+    return {str: "text", bool: "true/false", tuple: "a list", list: "a list", dict: "an object"}.get(
+        type(v), type(v).__name__)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | Decimal | Fraction) and not isinstance(v, bool)
+
+
 def _num(v: Any) -> Any:
-    if isinstance(v, bool) or not isinstance(v, int | Decimal):
-        raise ExpressionError(f"expected a number, got {type(v).__name__}")
-    if not -MAX_NUMBER <= v <= MAX_NUMBER:
+    if not _is_number(v):
+        raise ExpressionError(f"expected a number, got {_kind(v)}")
+    if (isinstance(v, Decimal) and not v.is_finite()) or not -MAX_NUMBER <= v <= MAX_NUMBER:
         raise ExpressionError("number out of range")
     return v
 
 
+def _same_kind(a: Any, b: Any) -> tuple[Any, Any]:
+    """Two numbers made one kind, exactly: Fraction if either is one, else Decimal if either is one."""
+    a, b = _num(a), _num(b)
+    if isinstance(a, Fraction) or isinstance(b, Fraction):
+        return Fraction(a), Fraction(b)
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        return Decimal(a), Decimal(b)
+    return a, b
+
+
 def _arith(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def run(a: Any, b: Any) -> Any:
-        if isinstance(a, Decimal) or isinstance(b, Decimal):
-            a, b = Decimal(_num(a)), Decimal(_num(b))
-        return _num(op(_num(a), _num(b)))
+        return _num(op(*_same_kind(a, b)))
 
     return run
 
@@ -120,17 +173,22 @@ def _add(a: Any, b: Any) -> Any:
 
 
 def _div(a: Any, b: Any) -> Any:
-    return _num(Decimal(_num(a)) / Decimal(_num(b)))
+    a, b = _num(a), _num(b)
+    if b == 0:
+        raise ExpressionError("division by zero")
+    return _num(Fraction(a) / Fraction(b))  # exact: 10 / 3 * 3 is 10
 
 
 def _divmod(a: Any, b: Any) -> tuple[Any, Any]:
     """Python's floor division and modulo. Decimal's own truncate toward zero (-7.5 // 2 would be -3,
     -7 % 3 would be -1); the language's numbers follow Python's (-4 and 2), as for ints."""
-    a, b = _num(a), _num(b)
-    if not (isinstance(a, Decimal) or isinstance(b, Decimal)):
-        whole: tuple[int, int] = divmod(a, b)
-        return whole
-    q, r = divmod(Decimal(a), Decimal(b))
+    a, b = _same_kind(a, b)
+    if b == 0:
+        raise ExpressionError("division by zero")
+    if not isinstance(a, Decimal):  # ints and Fractions divide as Python's do
+        exact: tuple[Any, Any] = divmod(a, b)
+        return exact
+    q, r = divmod(a, b)
     if r and (r < 0) != (b < 0):
         q, r = q - 1, r + b
     return q, r
@@ -155,11 +213,13 @@ def _ceil(x: Any) -> int:
 
 
 def _round(x: Any, digits: Any = 0) -> Any:
-    d = Decimal(_num(x))
+    """Halves away from zero (2.5 to 3, -2.5 to -3), to `digits` places."""
+    x = _num(x)
     if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 12:
         raise ExpressionError("round() takes 0 to 12 digits")
-    q = d.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-    return int(q) if digits == 0 else q
+    whole = math.floor(abs(Fraction(x)) * 10**digits + Fraction(1, 2))
+    whole = whole if x >= 0 else -whole
+    return whole if digits == 0 else Decimal(whole).scaleb(-digits)
 
 
 def _min(*args: Any) -> Any:
@@ -196,8 +256,8 @@ def _compare_values(op: ast.cmpop, a: Any, b: Any) -> bool:
         return found if isinstance(op, ast.In) else not found
     if a is None or b is None:
         raise ExpressionError("cannot order a missing value")
-    if isinstance(a, str) != isinstance(b, str):
-        raise ExpressionError("cannot compare a string with a number")
+    if not ((isinstance(a, str) and isinstance(b, str)) or (_is_number(a) and _is_number(b))):
+        raise ExpressionError(f"cannot order {_kind(a)} and {_kind(b)} (text with text, numbers with numbers)")
     ordering = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
     return bool(ordering[type(op)](a, b))
 
@@ -219,11 +279,11 @@ class _Compiler:
         value = node.value
         if value is not None and not isinstance(value, bool | int | float | str):
             raise ExpressionError(f"constant {value!r} is not allowed")
-        if isinstance(value, int) and not isinstance(value, bool):
-            _num(value)
         if isinstance(value, str) and len(value) > MAX_STRING:
             raise ExpressionError("string too long")
         value = number(value)
+        if _is_number(value):
+            _num(value)  # 1e999 is Infinity; 10**30 is past any award
         return lambda _env: value
 
     def visit_Attribute(self, node: ast.Attribute) -> Node:
@@ -258,16 +318,25 @@ class _Compiler:
         raise ExpressionError(f"operator {_describe(node.op)} is not allowed")
 
     def visit_BoolOp(self, node: ast.BoolOp) -> Node:
+        """As Python's: the first operand that settles it (`event.bonus or 10` is 10 without a bonus)."""
         parts = [self.visit(v) for v in node.values]
-        if isinstance(node.op, ast.And):
-            return lambda env: all(p(env) for p in parts)
-        return lambda env: any(p(env) for p in parts)
+        settles = bool if isinstance(node.op, ast.Or) else (lambda value: not value)
+
+        def run(env: Env) -> Any:
+            value = None
+            for part in parts:
+                value = part(env)
+                if settles(value):
+                    return value
+            return value
+
+        return run
 
     def visit_Compare(self, node: ast.Compare) -> Node:
         allowed = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn)
         for op in node.ops:
             if not isinstance(op, allowed):
-                raise ExpressionError(f"comparison {_describe(op)} is not allowed")
+                raise ExpressionError(f"comparison '{_describe(op)}' is not allowed (==, !=, <, <=, >, >=, in, not in)")
         first = self.visit(node.left)
         rest = [(op, self.visit(c)) for op, c in zip(node.ops, node.comparators, strict=True)]
 
@@ -287,6 +356,9 @@ class _Compiler:
         return lambda env: body(env) if test(env) else orelse(env)
 
     def visit_Call(self, node: ast.Call) -> Node:
+        if isinstance(node.func, ast.Attribute):
+            raise ExpressionError(f"calling a method (.{node.func.attr}()) is not allowed; the functions are "
+                                  "floor, ceil, round, min, max, abs")
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             name = node.func.id if isinstance(node.func, ast.Name) else _describe(node.func)
             raise ExpressionError(f"function '{name}' is not allowed (floor, ceil, round, min, max, abs)")

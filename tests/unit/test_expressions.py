@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import string
 from decimal import Decimal
 from fractions import Fraction
@@ -26,7 +27,15 @@ ENV = {"event": {"amount": Decimal("120.50"), "channel": "app"}, "member": {"cit
     ("7 // 2 + 7 % 2", 4),
     ("1 / 4", Decimal("0.25")),
     ("0.1 + 0.2", Decimal("0.3")),
-    ("round(2.5)", 3),
+    ("round(2.5)", 3),  # halves away from zero, as prices are rounded (Python's own rounds to even)
+    ("round(-2.5)", -3),
+    ("round(0.125, 2)", Decimal("0.13")),
+    ("event.amount / 3 * 3", Decimal("120.50")),  # a quotient is exact: not 120.4999...
+    ("floor(10 / 3 * 3)", 10),
+    ("event.bonus or 10", 10),  # `and` / `or` give an operand, as Python's do
+    ("event.amount > 0 and 7", 7),
+    ("0 or 'x' or 5", "x"),
+    ("1 and 0 and 5", 0),
     ("round(event.amount / 3, 2)", Decimal("40.17")),
     ("max(1, event.amount, 3) - min(5, 2)", Decimal("118.50")),
     ("abs(-3) + ceil(1.2)", 5),
@@ -56,6 +65,39 @@ def test_numbers_are_bounded_so_no_input_can_blow_up() -> None:
     big = compile_expression("event.amount * event.amount * event.amount")
     with pytest.raises(ExpressionError, match="out of range"):
         big.evaluate({**ENV, "event": {"amount": 10**7}})
+
+
+@pytest.mark.parametrize("source", ["1e999", "-1e999", "12345678901234567890123", "1e300"])
+def test_a_constant_past_the_bounds_is_refused_when_compiled(source: str) -> None:
+    with pytest.raises(ExpressionError, match="out of range"):
+        compile_expression(source)
+    with pytest.raises(ExpressionError, match="out of range"):
+        compile_expression(float(source) if "e" in source else int(source))  # as YAML gives a number
+
+
+def test_nesting_is_bounded_by_depth_not_by_the_stack_it_is_compiled_on() -> None:
+    assert compile_expression("-" * 99 + "1").evaluate({}) == -1
+
+    def deep(frames: int) -> None:  # a version is compiled again deep in a server's or an import's stack
+        if frames:
+            deep(frames - 1)
+        else:
+            compile_expression("-" * 99 + "1")
+
+    deep(400)
+    with pytest.raises(ExpressionError, match="nested more than 100 levels"):
+        compile_expression("-" * 100 + "1")
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("100 / event.zero", "division by zero"), ("100 // event.zero", "division by zero"),
+    ("event.nothing * 2", "got nothing (an attribute the event or member does not have)"),
+    ("event.channel < 3", "cannot order text and int"), ("event.amount.upper()", "calling a method"),
+    ("event.amount is None", "comparison 'is' is not allowed"),
+])
+def test_failures_say_what_went_wrong(source: str, message: str) -> None:
+    with pytest.raises(ExpressionError, match=re.escape(message)):
+        compile_expression(source).evaluate({**ENV, "event": {**ENV["event"], "zero": 0}})
 
 
 def test_a_missing_attribute_cannot_be_ordered() -> None:
@@ -88,7 +130,7 @@ def test_arbitrary_text_either_compiles_to_the_safe_subset_or_is_refused(source:
         value = expression.evaluate(ENV)
     except ExpressionError:
         return
-    assert isinstance(value, bool | int | Decimal | str | tuple) or value is None
+    assert isinstance(value, bool | int | Decimal | Fraction | str | tuple) or value is None
 
 
 IDENT = st.sampled_from(["event", "member", "tier", "__class__", "__dict__", "os", "open", "eval", "__import__",

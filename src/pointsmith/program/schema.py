@@ -162,7 +162,7 @@ class ActiveWindow(Section):
 class Rule(Section):
     key: Key
     event: Annotated[str, Field(min_length=1, max_length=100)]
-    when: str | None = None
+    when: str | bool | None = None
     points: Amount = 0
     growth: Amount = 0
     pending: bool = False

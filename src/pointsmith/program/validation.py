@@ -237,8 +237,8 @@ def _check_tiers(raw: Any) -> Iterator[str]:
 def _check_expressions(raw_rule: dict[str, Any]) -> Iterator[str]:
     for field in ("when", "points", "growth"):
         source = raw_rule.get(field)
-        if not isinstance(source, str):
-            continue  # absent, a number, or a type error listed already
+        if (field == "when" and isinstance(source, bool)) or not isinstance(source, str | int | float):
+            continue  # absent, YAML's true / false, or a type error listed already
         try:
             compile_expression(source)
         except ExpressionError as e:
@@ -254,14 +254,26 @@ def _check_rule(rule: Rule, *, new: bool) -> Iterator[str]:
     window = rule.active
     if window and window.from_ and window.until and window.until <= window.from_:  # both aware (_in_zone)
         yield ".active.until: must be later than active.from"
-    if new and isinstance(rule.growth, int | float) and rule.growth < 0:
+    if not new:
+        return
+    growth, points = _constant(rule.growth), _constant(rule.points)
+    if growth is not None and growth < 0:
         yield (".growth: a rule cannot take growth value away (only a refund of the order takes back what it"
                " gave); to discourage a behaviour, take points")
-    if new and isinstance(rule.points, int | float) and rule.points < 0:  # a deduction: only `times` applies
+    if points is not None and points < 0:  # a deduction: only `times` applies
         if rule.limits.points:
             yield ".limits.points: a deduction (negative points) is limited by how often it happens (times) only"
         if rule.limits.budget is not None:
             yield ".limits.budget: a budget bounds the points a rule gives; this rule takes points"
+
+
+def _constant(source: int | float | str) -> Any:
+    """The value of an amount that names nothing (5, "-200", "2 * 50"), or None."""
+    try:
+        expression = compile_expression(source)
+        return None if expression.names else expression.evaluate({})
+    except ExpressionError:
+        return None  # listed by _check_expressions
 
 
 def _duplicate_keys(items: list[Any], path: str) -> Iterator[str]:

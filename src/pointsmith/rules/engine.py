@@ -16,10 +16,17 @@ from typing import Any
 from pointsmith.clock import ensure_utc
 from pointsmith.errors import ValidationFailed
 from pointsmith.events.validation import Event
-from pointsmith.expressions import Expression, ExpressionError, compile_expression, to_points
+from pointsmith.expressions import (
+    Expression,
+    ExpressionError,
+    compile_condition,
+    compile_expression,
+    to_points,
+    to_truth,
+)
 from pointsmith.program.schema import Program, Rule
 
-MAX_GROWTH = 10**12  # the ledger's bound on an award of points (ledger.common.MAX_POINTS), for growth
+MAX_AWARD = 10**12  # the ledger's bound on an award of points (ledger.common.MAX_POINTS), for growth too
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ def compile_rules(program: Program) -> dict[str, list[CompiledRule]]:
     by_type: dict[str, list[CompiledRule]] = {}
     for position, rule in enumerate(program.rules):
         by_type.setdefault(rule.event, []).append(CompiledRule(
-            rule, position, compile_expression(rule.when) if rule.when is not None else None,
+            rule, position, compile_condition(rule.when) if rule.when is not None else None,
             compile_expression(rule.points), compile_expression(rule.growth)))
     with _lock:
         _compiled[key] = by_type
@@ -96,16 +103,18 @@ def propose(program: Program, event: Event, member: Mapping[str, Any], tier: Tie
             out.append(Proposal(rule, "skipped", reason="outside the rule's active window"))
             continue
         try:
-            if compiled.when is not None and not compiled.when.evaluate(env):
+            if compiled.when is not None and not to_truth(compiled.when.evaluate(env)):
                 out.append(Proposal(rule, "skipped", reason="`when` is false"))
                 continue
+            points = to_points(compiled.points.evaluate(env))
             # growth value is never spent or taken by a rule (only a refund takes it back): a rule's
             # growth below 0 gives none
-            points, growth = to_points(compiled.points.evaluate(env)), max(to_points(compiled.growth.evaluate(env)), 0)
+            growth = max(to_points(compiled.growth.evaluate(env)), 0)
         except ExpressionError as e:
             out.append(Proposal(rule, "skipped", reason=f"expression failed: {e}"))
             continue
-        if abs(growth) > MAX_GROWTH:  # as an award of points past the ledger's bound: the event is refused
-            raise ValidationFailed(f"rule {rule.key!r} gives {growth:,} growth; an award is at most {MAX_GROWTH:,}")
+        for amount, what in ((points, "points"), (growth, "growth")):
+            if abs(amount) > MAX_AWARD:  # past the ledger's bound: the event is refused, the rule named
+                raise ValidationFailed(f"rule {rule.key!r} gives {amount:,} {what}; an award is at most {MAX_AWARD:,}")
         out.append(Proposal(rule, "proposed", points, growth))
     return out

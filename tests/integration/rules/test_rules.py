@@ -227,3 +227,19 @@ def test_the_outcome_says_which_awards_are_pending(conn: Connection) -> None:
         "  - {key: bonus, event: order.paid, points: 5, pending: true}\n"))
     out = ingest(conn, event("a", order_id="o1", amount=100))
     assert "pending" not in rule(out, "order") and rule(out, "bonus")["pending"] is True
+
+
+def test_when_must_be_true_or_false(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM + '  - {key: app, event: checkin, points: 3, when: "event.channel"}\n'
+                                   "  - {key: always, event: checkin, points: 1, when: true}\n")
+    out = ingest(conn, event("a", "checkin", channel="no"))  # a truthy "no" is not a yes
+    assert rule(out, "app")["reason"] == "expression failed: a condition must be true or false, not text"
+    assert (out["points"], rule(out, "always")["points"]) == (1, 1)
+
+
+def test_an_award_past_the_ledgers_bound_refuses_its_event_naming_the_rule(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM + '  - {key: raw, event: promo.bonus, points: "event.x"}\n')
+    with pytest.raises(ValidationFailed, match="rule 'raw' gives 100,000,000,000,000,000,000 points"):
+        ingest(conn, event("a", "promo.bonus", x=Decimal("1e20")))
+    result = events.ingest_many(conn, [event("b", "promo.bonus", x=Decimal("1e20")), event("c", "promo.bonus", x=5)])
+    assert (result.accepted, result.rejected) == (1, 1)
