@@ -234,14 +234,16 @@ def spend(conn: Connection, member_id: str, points: int, *, key: str, reference:
 
 def reverse_draft(conn: Connection, state: PointState, points: int, *, at: datetime, policy: PointsPolicy,
                   kind: str, reference: str | None = None, from_reference_first: bool = True,
-                  allow_debt: bool = True, **details: Any) -> tuple[Draft | None, int]:
-    """Take back `points`: the reference's lots first (the pending points of all of them before any
-    available ones: a refund cancels what the member could not use yet first), then other lots
-    soonest-expiring first, then debt. Returns the draft (None if nothing to take) and what was not taken."""
+                  own_event: str | None = None, allow_debt: bool = True, **details: Any) -> tuple[Draft | None, int]:
+    """Take back `points`: first the lots of the event `own_event` (an order's own points), or else of
+    the reference (the pending points of all of them before any available ones: a refund cancels what
+    the member could not use yet first), then other lots soonest-expiring first, then debt. A lot past
+    its expiry at `at` gives nothing, whether or not the expiry job has run. Returns the draft (None if
+    nothing to take) and what was not taken."""
     postings: list[Posting] = []
     left = points
-    if reference and from_reference_first:
-        own = _lots_of_reference(conn, state.member_id, reference)
+    if own_event or (reference and from_reference_first):
+        own = _own_lots(conn, state, policy, at, event_id=own_event, reference=reference)
         for account in ("pending", "available"):
             for lot in own:
                 part = min(left, lot.pending if account == "pending" else lot.remaining)
@@ -266,7 +268,8 @@ def reverse_draft(conn: Connection, state: PointState, points: int, *, at: datet
 
 def reverse(conn: Connection, member_id: str, points: int, *, key: str, reference: str | None = None,
             reason: str | None = None, at: datetime | None = None, actor: str | None = None,
-            allow_debt: bool = True, event_id: str | None = None, rule_key: str | None = None) -> Outcome:
+            allow_debt: bool = True, event_id: str | None = None, rule_key: str | None = None,
+            own_event: str | None = None) -> Outcome:
     """Claw back points (a refund, a penalty): from the reference's lots first (pending before
     available), then others, then debt."""
     check_points(points)
@@ -277,8 +280,8 @@ def reverse(conn: Connection, member_id: str, points: int, *, key: str, referenc
 
     def run() -> dict[str, Any]:
         draft, short = reverse_draft(conn, state, points, at=when, policy=policy_at(conn, when), kind="reverse",
-                                     reference=reference, allow_debt=allow_debt, actor=actor, reason=reason,
-                                     event_id=event_id, rule_key=rule_key)
+                                     reference=reference, own_event=own_event, allow_debt=allow_debt, actor=actor,
+                                     reason=reason, event_id=event_id, rule_key=rule_key)
         if short or draft is None:
             raise InsufficientPoints(f"member {member_id!r} has {points - short} points to take back, "
                                      f"{points} asked")
@@ -286,6 +289,18 @@ def reverse(conn: Connection, member_id: str, points: int, *, key: str, referenc
 
     return idempotency.run_once(conn, scope=member_id, key=key, operation="points.reverse", request=request,
                                 write=run)
+
+
+def deduct(conn: Connection, member_id: str, points: int, *, at: datetime, event_id: str, rule_key: str) -> int:
+    """A rule's negative incentive: up to `points` from what the member can spend at `at`, never into
+    debt (CONTRACT §3: only an order refund may leave `available` below 0). Returns what was taken.
+    The event's own row, written in the same transaction under its id's lock, keeps it from running twice."""
+    state = lock_member_points(conn, member_id, must_be_active=False)
+    draft, short = reverse_draft(conn, state, points, at=at, policy=policy_at(conn, at), kind="reverse",
+                                 allow_debt=False, reason=f"rule {rule_key}", event_id=event_id, rule_key=rule_key)
+    if draft is not None:
+        write(conn, [draft], {member_id: state})
+    return points - short
 
 
 def adjust(conn: Connection, member_id: str, points: int, *, key: str, reason: str, actor: str,
@@ -325,8 +340,17 @@ class _ReferenceLot:
     remaining: int
 
 
-def _lots_of_reference(conn: Connection, member_id: str, reference: str) -> list[_ReferenceLot]:
-    rows = conn.execute(sa.select(ledger_lots.c.id, ledger_lots.c.pending, ledger_lots.c.remaining)
-                        .where(ledger_lots.c.member_id == member_id, ledger_lots.c.reference == reference)
-                        .order_by(ledger_lots.c.id))
+def _own_lots(conn: Connection, state: PointState, policy: PointsPolicy, at: datetime, *, event_id: str | None,
+              reference: str | None) -> list[_ReferenceLot]:
+    """The lots an event (else a reference) credited that still hold points at `at`: none past their
+    expiry, none once inactivity has expired the member's points."""
+    deadline = policy.inactivity_deadline(state.last_activity_at)
+    if deadline is not None and at >= deadline:
+        return []
+    lots = ledger_lots.c
+    whose = lots.event_id == event_id if event_id else lots.reference == reference
+    rows = conn.execute(sa.select(lots.id, lots.pending, lots.remaining)
+                        .where(lots.member_id == state.member_id, whose,
+                               sa.or_(lots.expires_at.is_(None), lots.expires_at > at))
+                        .order_by(lots.id))
     return [_ReferenceLot(r.id, r.pending, r.remaining) for r in rows]

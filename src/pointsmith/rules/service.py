@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pointsmith import clock
 from pointsmith.db import Read, rows_of
 from pointsmith.errors import DuplicateOrder, RefundExceedsOrder, UnknownOrder, ValidationFailed
 from pointsmith.events.validation import MAX_DIGITS, Event, significant_digits
 from pointsmith.growth import service as growth
-from pointsmith.ledger.service import CreditRequest, post_credits, reverse
+from pointsmith.ledger.service import CreditRequest, deduct, post_credits, reverse
 from pointsmith.members.service import Member
 from pointsmith.program import service as programs
 from pointsmith.program.schema import Program, Rule
@@ -56,6 +57,12 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
     for proposal in proposals:
         result, points, grown, growth_room = settle(
             proposal, lambda p: _limit(conn, program, p, member.id, event, tz), growth_room)
+        if points < 0:  # a negative incentive takes what the member has, no more
+            taken = deduct(conn, member.id, -points, at=event.occurred_at, event_id=event.id,
+                           rule_key=proposal.rule.key)
+            if taken < -points:
+                result.update(points=-taken, cut_by="balance", **({"status": "cut"} if not (taken or grown) else {}))
+                points = -taken
         if points or grown:
             _write(conn, proposal.rule, points, grown, event, member, version.version, order_id,
                    credits, growth_rows, award_rows)
@@ -174,12 +181,9 @@ def _write(conn: Connection, rule: Rule, points: int, grown: int, event: Event, 
            order_id: str | None, credits: list[CreditRequest], growth_rows: list[dict[str, Any]],
            award_rows: list[dict[str, Any]]) -> None:
     key = f"event:{event.id}:{rule.key}"
-    if points > 0:
+    if points > 0:  # (a deduction was taken by `apply`, which needs to know how much)
         credits.append(CreditRequest(member.id, points, key, at=event.occurred_at, pending=rule.pending,
                                      reference=order_id, event_id=event.id, rule_key=rule.key))
-    elif points < 0:
-        reverse(conn, member.id, -points, key=key, reason=f"rule {rule.key}", at=event.occurred_at,
-                event_id=event.id, rule_key=rule.key)
     if grown:
         growth_rows.append({"member_id": member.id, "amount": grown, "effective_at": event.occurred_at,
                             "kind": "earn", "event_id": event.id, "rule_key": rule.key, "reference": order_id})
@@ -200,6 +204,10 @@ def _refund(conn: Connection, event: Event, member: Member) -> dict[str, Any]:
     row = conn.execute(sa.select(orders).where(o.member_id == member.id, o.order_id == order_id)).mappings().first()
     if row is None:
         raise UnknownOrder(f"member {member.id!r} has no order {order_id!r}")
+    if clock.ensure_utc(row["occurred_at"]) > event.occurred_at:  # the order was not there to refund yet
+        paid = clock.iso(row["occurred_at"])
+        raise UnknownOrder(f"order {order_id!r} of member {member.id!r} was paid at {paid}, after this refund "
+                           f"({clock.iso(event.occurred_at)})")
     amount, refunded = Decimal(row["amount"]), Decimal(row["refunded"]) + Decimal(event.attributes["amount"])
     if refunded > amount:
         raise RefundExceedsOrder(f"order {order_id!r}: refunds of {refunded} exceed its amount {amount}")
@@ -210,7 +218,8 @@ def _refund(conn: Connection, event: Event, member: Member) -> dict[str, Any]:
     growth_back = share(row["growth"], refunded, amount) - row["growth_back"]
     if points_back > 0:
         reverse(conn, member.id, points_back, key=f"event:{event.id}:refund", reference=order_id,
-                reason=f"refund of order {order_id}", at=event.occurred_at, event_id=event.id)
+                own_event=row["event_id"], reason=f"refund of order {order_id}", at=event.occurred_at,
+                event_id=event.id)
     if growth_back > 0:
         growth.record(conn, [{"member_id": member.id, "amount": -growth_back, "effective_at": event.occurred_at,
                               "kind": "refund", "event_id": event.id, "rule_key": None, "reference": order_id}])

@@ -135,7 +135,9 @@ def make_machine(engine: Engine) -> type[RuleBasedStateMachine]:
             m, reference = data.draw(st.sampled_from(self.orders))
             reverse(self.conn, m, points, key=self.key(), reference=reference, at=self.now)
             left = points
-            for lot in (lot for lot in self.model.member_lots(m) if lot.reference == reference):
+            # the order's own lots first, unless past their expiry (whether or not the job has run)
+            for lot in (lot for lot in self.model.member_lots(m) if lot.reference == reference
+                        and lot.expires_at > self.now):
                 part = min(left, lot.pending)
                 lot.pending -= part
                 left -= part

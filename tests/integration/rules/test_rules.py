@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Connection
 
+from pointsmith.analytics.summary import summary
 from pointsmith.errors import RefundExceedsOrder, UnknownOrder, ValidationFailed
 from pointsmith.events import service as events
 from pointsmith.events.validation import parse_event, parse_line
 from pointsmith.growth import service as growth
+from pointsmith.jobs.service import run_due_within
 from pointsmith.ledger import queries
+from pointsmith.ledger.service import CreditRequest, credit
 from pointsmith.ledger.verify import verify
 from tests.factories import SIMPLE_PROGRAM, event, publish
 
@@ -243,3 +246,47 @@ def test_an_award_past_the_ledgers_bound_refuses_its_event_naming_the_rule(conn:
         ingest(conn, event("a", "promo.bonus", x=Decimal("1e20")))
     result = events.ingest_many(conn, [event("b", "promo.bonus", x=Decimal("1e20")), event("c", "promo.bonus", x=5)])
     assert (result.accepted, result.rejected) == (1, 1)
+
+
+def test_a_refund_takes_nothing_from_its_orders_lot_once_that_lot_has_expired(conn: Connection) -> None:
+    # the same whether or not the expiry job ran before the refund came (CONTRACT §3, §4)
+    publish(conn, SIMPLE_PROGRAM.replace("expiry: {policy: none}", "expiry: {policy: rolling, months: 1}")
+            + "  - {key: checkin, event: checkin, points: 50}\n")
+    ingest(conn, event("o", order_id="o1", amount=100, at="2026-01-01T00:00:00Z"))  # its lot expires 02-01
+    ingest(conn, event("k", "checkin", at="2026-02-10T00:00:00Z"))
+    ingest(conn, event("r", "order.refunded", order_id="o1", amount=100, at="2026-02-20T00:00:00Z"))
+    # 50 from the checkin's lot, 50 of debt; the expired lot's 100 wait for the job, which takes them all
+    assert queries.balance(conn, "m-1") == {"available": 50, "pending": 0, "held": 0, "debt": 50}
+    run_due_within(conn, datetime(2026, 3, 1, tzinfo=UTC))
+    assert queries.balance(conn, "m-1")["available"] == -50
+    assert summary(conn)["points"]["expired"] == 100
+    assert verify(conn).ok
+
+
+def test_a_refund_takes_its_orders_own_points_not_a_credit_that_names_the_order(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace("pending_days: 0", "pending_days: 7"))
+    ingest(conn, event("o", order_id="o1", amount=100))
+    credit(conn, CreditRequest("m-1", 500, "goodwill", pending=True, reference="o1", kind="adjust"))
+    ingest(conn, event("r", "order.refunded", order_id="o1", amount=100, at="2026-01-02T10:00:00Z"))
+    assert queries.balance(conn, "m-1") == {"available": 0, "pending": 500, "held": 0, "debt": 0}
+
+
+def test_a_refund_dated_before_its_order_is_of_an_unknown_order(conn: Connection) -> None:
+    publish(conn)
+    ingest(conn, event("o", order_id="o1", amount=100, at="2026-01-01T00:00:00Z"))
+    with pytest.raises(UnknownOrder, match="was paid at 2026-01-01T00:00:00Z, after this refund"):
+        ingest(conn, event("r", "order.refunded", order_id="o1", amount=10, at="2025-12-01T00:00:00Z"))
+
+
+def test_a_negative_incentive_takes_what_the_member_has_and_never_leaves_a_debt(conn: Connection) -> None:
+    # CONTRACT §3: only an order refund may leave `available` below 0
+    publish(conn, SIMPLE_PROGRAM + "  - {key: penalty, event: complaint.judged_malicious, points: -200}\n")
+    ingest(conn, event("o", order_id="o1", amount=30))
+    out = ingest(conn, event("c", "complaint.judged_malicious", at="2026-01-02T10:00:00Z"))
+    penalty = rule(out, "penalty")
+    assert (out["points"], penalty["cut_by"], penalty["status"]) == (-30, "balance", "awarded")
+    assert queries.balance(conn, "m-1") == {"available": 0, "pending": 0, "held": 0, "debt": 0}
+    again = ingest(conn, event("c2", "complaint.judged_malicious", at="2026-01-03T10:00:00Z"))
+    assert (again["points"], rule(again, "penalty")["status"]) == (0, "cut")
+    assert ingest(conn, event("o2", order_id="o2", amount=20, at="2026-01-04T10:00:00Z"))["points"] == 20
+    assert queries.balance(conn, "m-1")["available"] == 20 and verify(conn).ok
