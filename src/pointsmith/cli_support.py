@@ -18,7 +18,7 @@ DbOption = Annotated[str | None, typer.Option(
     "--db", help="Database URL (sqlite:///PATH or postgresql://USER@HOST:PORT/DB); "
     "default: $POINTSMITH_DATABASE_URL or sqlite:///pointsmith.db", show_default=False)]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
-AtOption = Annotated[str | None, typer.Option("--at", help="As of this time (ISO 8601)")]
+AtOption = Annotated[str | None, typer.Option("--at", help="As of this time (ISO 8601, UTC without an offset)")]
 CLI_ACTOR = "cli"
 
 

@@ -15,7 +15,8 @@ from pointsmith.jobs import service
 app = typer.Typer(help="Scheduled work (expiry, pending points, holds...).", no_args_is_help=True)
 
 
-NowOption = Annotated[str | None, typer.Option("--now", help="Catch up to this time (ISO 8601; default: now)")]
+NowOption = Annotated[str | None, typer.Option(
+    "--now", help="Catch up to this time (ISO 8601, UTC without an offset; default: now)")]
 
 
 @app.command()

@@ -35,7 +35,8 @@ def read_source(path: Path) -> str:
 @app.command()
 def apply(file: Annotated[Path, typer.Argument(help="Program file (YAML or JSON); - for stdin")],
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only")] = False,
-          effective: Annotated[str | None, typer.Option("--effective", help="When it takes effect (default: now)")]
+          effective: Annotated[str | None, typer.Option(
+              "--effective", help="When it takes effect (ISO 8601, UTC without an offset; default: now)")]
           = None,
           db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Validate a program file and publish it as a new version."""
