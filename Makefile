@@ -18,7 +18,8 @@ test: install   ## the whole suite (SQLite, and PostgreSQL when it answers)
 lint: install   ## ruff and mypy
 	$(PY) -m ruff check src tests bench && $(PY) -m mypy
 
-conformance: install  ## the contract conformance suite on SQLite
+conformance: install  ## the contract conformance suite on SQLite (needs ../shared beside the checkout)
+	@test -x ../shared/conformance/run || { echo "no ../shared/conformance/run beside this checkout"; exit 1; }
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH ../shared/conformance/run foundation ledger rules lots tiers
 
 bench: install  ## the benchmarks (see bench/README.md)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from pointsmith.analytics.cli import app as report_app
 from pointsmith.auth.cli import app as keys_app
 from pointsmith.cli_support import DbOption, JsonFlag, engine, print_json
 from pointsmith.db import migrate, unavailable
-from pointsmith.errors import DomainError, ImportInterrupted, InvalidProgram
+from pointsmith.errors import DomainError, ImportInterrupted, InvalidProgram, ValidationFailed
 from pointsmith.events.cli import app as events_app
 from pointsmith.jobs.cli import app as jobs_app
 from pointsmith.ledger.cli import ledger_app, points_app
@@ -37,11 +38,16 @@ HostOption = Annotated[str, typer.Option("--host", help="Address to listen on")]
 PortOption = Annotated[int, typer.Option("--port", help="Port to listen on")]
 
 
-@app.callback()
-def root(version: Annotated[bool, typer.Option("--version", help="Print the version")] = False) -> None:
-    if version:
+def _print_version(asked: bool) -> None:
+    if asked:
         typer.echo(__version__)
         raise typer.Exit
+
+
+@app.callback()
+def root(version: Annotated[bool, typer.Option("--version", help="Print the version", callback=_print_version,
+                                              is_eager=True)] = False) -> None:
+    """Eager: `--version` answers before Typer asks for a command."""
 
 
 @app.command()
@@ -72,6 +78,7 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000,
     from pointsmith.db import ensure_migrated
 
     ensure_migrated(engine(db))  # refuse to start on a database that needs `init`
+    _check_port(host, port)
     if db:
         os.environ["POINTSMITH_DATABASE_URL"] = db  # workers are new processes: pass the choice on
     uvicorn.run("pointsmith.app:create_server_app", factory=True, host=host, port=port, workers=workers,
@@ -84,18 +91,39 @@ def demo(host: HostOption = "127.0.0.1", port: PortOption = 8000,
          no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed the data, then exit")] = False,
          db: DbOption = None) -> None:
     """Create (or reuse) a demo program and members, then serve the API."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from pointsmith.demo import seed
 
+    if not no_serve:
+        _check_port(host, port)  # before the seeding, not half a minute later
     target = engine(db)
-    result = seed(target, members_wanted=members)
+    bar = Progress(TextColumn("seeding the demo's history"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   disable=not sys.stderr.isatty(), transient=True)
+    with bar:
+        task = bar.add_task("events", total=None)
+        result = seed(target, members_wanted=members,
+                      progress=lambda done, total: bar.update(task, completed=done, total=total))
     base = f"http://{host}:{port}"
     typer.echo(f"Demo database: {target.url.render_as_string(hide_password=True)} "
                f"({result['members']} members, {result['created']} new; {result['events']} new events)")
     typer.echo(f"Admin key:  {result['admin_key']}\nClient key: {result['client_key']}")
+    if no_serve:
+        typer.echo(f"Serve it with: pointsmith serve --port {port}" + (f" --db {db}" if db else ""))
+        return
     typer.echo(f"Try:  curl -H 'Authorization: Bearer {result['client_key']}' {base}/v1/members/demo-00001")
     typer.echo(f"Docs: {base}/docs")
-    if not no_serve:
-        serve(host=host, port=port, workers=1, db=db)
+    serve(host=host, port=port, workers=1, db=db)
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port another process holds is one clear line, not a server's traceback."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise ValidationFailed(f"cannot listen on {host}:{port} ({e.strerror}); choose another with --port") \
+                from None
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import checkpointer, config
 from pointsmith.clock import ensure_utc
-from pointsmith.errors import DatabaseNotReady
+from pointsmith.errors import DatabaseNotReady, ValidationFailed
 from pointsmith.writer_lock import WriterLock
 
 NAMING = {
@@ -91,6 +92,9 @@ _engines_lock = threading.Lock()
 def get_engine(url: str | None = None) -> Engine:
     """One engine per URL per process (engines own the connection pool)."""
     key = normalize_url(config.database_url(url))
+    if not key.startswith(("sqlite:", "postgresql+psycopg:")):
+        raise ValidationFailed(f"unsupported database URL {key.split('://')[0]}://…: use sqlite:///PATH or "
+                               "postgresql://USER@HOST:PORT/DB")
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
@@ -744,7 +748,12 @@ def ensure_migrated(engine: Engine) -> None:
     key = str(engine.url)
     if key in _migrated:
         return
-    current = current_revision(engine)
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    # a command that needs a database does not leave an empty file where a mistyped path pointed (a
+    # folder that is not there is the driver's "unable to open" below)
+    unmade = bool(path) and path != ":memory:" and not os.path.exists(path) \
+        and os.path.isdir(os.path.dirname(os.path.abspath(path)))
+    current = None if unmade else current_revision(engine)
     if current != head_revision():
         state = "is not initialised" if current is None else f"is at revision {current}"
         raise DatabaseNotReady(

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -346,3 +347,30 @@ def test_a_first_version_given_an_effective_time_warns_that_earlier_events_earn_
     r = cli.run("program", "apply", str(cli.write("b.yaml", SIMPLE_PROGRAM.replace("Simple", "B"))),
                 "--effective", "2026-02-01T00:00:00Z")
     assert r.stderr == ""
+
+
+def test_a_command_before_init_leaves_no_database_file_behind(tmp_path: Path) -> None:
+    r = Cli(f"sqlite:///{tmp_path}/typo.db", tmp_path).run("report", "summary", check=False)
+    assert r.returncode == 1 and "is not initialised; run `pointsmith init`" in r.stderr
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_an_unsupported_database_url_is_one_line(tmp_path: Path) -> None:
+    r = Cli("mysql://x/y", tmp_path).run("report", "summary", check=False)
+    assert (r.returncode, r.stderr) == (1, "error: unsupported database URL mysql://…: use sqlite:///PATH or "
+                                           "postgresql://USER@HOST:PORT/DB\n")
+
+
+def test_version_and_a_port_in_use(cli: Cli) -> None:
+    from pointsmith import __version__
+
+    assert cli.run("--version").stdout == f"{__version__}\n"
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        for command in (["serve", "--port", port], ["demo", "--members", "3", "--port", port]):
+            r = cli.run(*command, check=False)
+            assert (r.returncode, r.stderr) == (1, f"error: cannot listen on 127.0.0.1:{port} (Address already in use);"
+                                                   " choose another with --port\n"), command
+    assert cli.json("report", "summary")["members"] == 0  # the demo did not seed before it found the port taken

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -50,8 +51,10 @@ def _seed_points(conn: Connection, count: int) -> None:
               reference=f"demo-order-{m}", at=joined[m] + timedelta(days=1))
 
 
-def seed(engine: Engine, *, members_wanted: int = 300, seed_value: int = 7) -> dict[str, Any]:
-    """Create or top up the demo data; running it again reuses what is there."""
+def seed(engine: Engine, *, members_wanted: int = 300, seed_value: int = 7,
+         progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Create or top up the demo data; running it again reuses what is there. `progress(done, total)`
+    hears how far the history's import has come."""
     migrate(engine)
     rng = random.Random(seed_value)
     now = clock.now()
@@ -71,7 +74,7 @@ def seed(engine: Engine, *, members_wanted: int = 300, seed_value: int = 7) -> d
         history = demo_history([(m.id, str(m.attributes.get("segment", "")), m.joined_at)
                                 for m in members.list_members(conn, limit=members_wanted)
                                 if m.id.startswith("demo-")], end=_day(now))
-    imported = _import(engine, history)
+    imported = _import(engine, history, progress or (lambda _done, _total: None))
     with unit_of_work(engine) as conn:
         _, admin_key = auth.create_key(conn, "admin", name="demo admin", actor=DEMO_ACTOR)
         _, client_key = auth.create_key(conn, "client", name="demo client", actor=DEMO_ACTOR)
@@ -85,13 +88,14 @@ def _day(t: datetime) -> datetime:
     return t.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _import(engine: Engine, history: list[dict[str, Any]]) -> int:
+def _import(engine: Engine, history: list[dict[str, Any]], progress: Callable[[int, int], None]) -> int:
     """Replay the history in batches (event time drives expiry and activation), then catch up to now."""
     replay = ReplayClock()
     accepted = 0
     for start in range(0, len(history), 500):
         with unit_of_work(engine) as conn:
             accepted += ingest_many(conn, history[start:start + 500], replay=replay).accepted
+        progress(min(start + 500, len(history)), len(history))
     with unit_of_work(engine) as conn:
         replay.finish(conn)
     run_due(engine)
