@@ -748,10 +748,10 @@ def ensure_migrated(engine: Engine) -> None:
     key = str(engine.url)
     if key in _migrated:
         return
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    path = (engine.url.database or "") if engine.dialect.name == "sqlite" else ""
     # a command that needs a database does not leave an empty file where a mistyped path pointed (a
     # folder that is not there is the driver's "unable to open" below)
-    unmade = bool(path) and path != ":memory:" and not os.path.exists(path) \
+    unmade = path not in ("", ":memory:") and not os.path.exists(path) \
         and os.path.isdir(os.path.dirname(os.path.abspath(path)))
     current = None if unmade else current_revision(engine)
     if current != head_revision():

@@ -150,6 +150,10 @@ ClientKey = Annotated[ApiKey, Depends(require(Scope.client))]
 AdminKey = Annotated[ApiKey, Depends(require(Scope.admin))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255,
                                               description="Retries with the same key give the first answer")]
+# the writes that must not run twice: without a key FastAPI answers 422, and the document says required
+RequiredIdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=255,
+                                               description="Required: retries with the same key give the first "
+                                                           "answer and never write twice")]
 
 
 def actor(key: ApiKey) -> str:

@@ -31,9 +31,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "detail": {"type": "string"},
         "code": {"type": "string", "description": "stable: what a client branches on",
                  "examples": ["validation_error", "unknown_member", "idempotency_conflict"]},
-        "errors": {"type": "array", "description": "validation errors, one by field (422)",
-                   "items": {"type": "object", "properties": {"path": {"type": "string"},
-                                                              "message": {"type": "string"}}}},
+        "errors": {"type": "array", "description": "what was wrong, one by field: `{path, message}` for "
+                                                   "`validation_error`, a `path: message` line for `invalid_program`",
+                   "items": {"anyOf": [{"type": "object", "properties": {"path": {"type": "string"},
+                                                                        "message": {"type": "string"}}},
+                                       {"type": "string"}]}},
     },
     "additionalProperties": True,
 }

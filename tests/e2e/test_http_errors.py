@@ -46,6 +46,16 @@ def test_the_openapi_document_is_valid_and_says_what_the_server_answers(server: 
     assert set(doc["paths"]["/v1/program"]["put"]["responses"]) >= {"401", "403"}
     assert set(doc["paths"]["/v1/events/{event_id}"]["get"]["responses"]) >= {"401", "404"}
     assert "HTTPValidationError" not in doc["components"]["schemas"]
+    # the writes that refuse to run without an idempotency key say so; member creation takes one if given
+    key_required = {(path, method): next(p["required"] for p in operation.get("parameters", [])
+                                         if p["name"] == "Idempotency-Key")
+                    for path, operations in doc["paths"].items() for method, operation in operations.items()
+                    if any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))}
+    assert key_required.pop(("/v1/members", "post")) is False
+    assert len(key_required) == 8 and all(key_required.values()), key_required  # points (6), tiers, benefits
+    spend = server.call("POST", "/v1/members/nobody/points/spend", key=server.client, json={"points": 1})
+    assert_problem(spend, 422, "validation_error")
+    assert spend.json()["errors"][0]["path"] == "header.Idempotency-Key"
 
 
 def _refs(node: Any) -> Iterator[str]:

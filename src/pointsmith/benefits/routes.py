@@ -8,8 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pointsmith.benefits import service
 from pointsmith.db import read_only, unit_of_work
-from pointsmith.errors import ValidationFailed
-from pointsmith.http import ClientKey, EngineDep, IdempotencyKey
+from pointsmith.http import ClientKey, EngineDep, RequiredIdempotencyKey
 from pointsmith.program import service as programs
 
 router = APIRouter(prefix="/v1/members/{member_id}/benefits", tags=["benefits"])
@@ -29,9 +28,7 @@ def list_benefits(member_id: str, engine: EngineDep, key: ClientKey) -> dict[str
 
 @router.post("/{benefit_key}/use", status_code=201, summary="Use a benefit (counts against its quota)")
 def use_benefit(member_id: str, benefit_key: str, response: Response, engine: EngineDep, key: ClientKey,
-                body: UseIn | None = None, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    if not idempotency_key:
-        raise ValidationFailed("an Idempotency-Key header is required for this write")
+                idempotency_key: RequiredIdempotencyKey, body: UseIn | None = None) -> dict[str, Any]:
     body = body or UseIn()
     with unit_of_work(engine) as conn:
         outcome = service.use(conn, programs.active(conn).program, member_id, benefit_key, key=idempotency_key,

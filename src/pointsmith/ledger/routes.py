@@ -8,8 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pointsmith.db import read_only, unit_of_work
-from pointsmith.errors import ValidationFailed
-from pointsmith.http import AdminKey, ClientKey, EngineDep, IdempotencyKey, actor
+from pointsmith.http import AdminKey, ClientKey, EngineDep, RequiredIdempotencyKey, actor
 from pointsmith.idempotency import Outcome
 from pointsmith.ledger import holds, queries, service
 from pointsmith.members import service as members
@@ -49,12 +48,6 @@ class CaptureIn(Strict):
     points: Annotated[int | None, Field(gt=0, description="default: the whole hold; the rest is returned")] = None
 
 
-def _key(idempotency_key: str | None) -> str:
-    if not idempotency_key:
-        raise ValidationFailed("an Idempotency-Key header is required for this write")
-    return idempotency_key
-
-
 def _answer(outcome: Outcome, response: Response) -> dict[str, Any]:
     response.status_code = 200 if outcome.replayed else outcome.status
     return outcome.body
@@ -78,36 +71,36 @@ def get_history(member_id: str, engine: EngineDep, key: ClientKey, cursor: int |
 
 @router.post("/spend", status_code=201, summary="Spend points (soonest-expiring lots first)")
 def spend(member_id: str, body: SpendIn, response: Response, engine: EngineDep, key: ClientKey,
-          idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+          idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
-        outcome = service.spend(conn, member_id, body.points, key=_key(idempotency_key), reference=body.reference,
+        outcome = service.spend(conn, member_id, body.points, key=idempotency_key, reference=body.reference,
                                 actor=actor(key))
     return _answer(outcome, response)
 
 
 @router.post("/adjust", status_code=201, summary="Manual adjustment with a reason (admin)")
 def adjust(member_id: str, body: AdjustIn, response: Response, engine: EngineDep, key: AdminKey,
-           idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+           idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
-        outcome = service.adjust(conn, member_id, body.points, key=_key(idempotency_key), reason=body.reason,
+        outcome = service.adjust(conn, member_id, body.points, key=idempotency_key, reason=body.reason,
                                  actor=actor(key), allow_debt=body.allow_debt)
     return _answer(outcome, response)
 
 
 @router.post("/reverse", status_code=201, summary="Claw points back, from a reference's lot first (admin)")
 def reverse(member_id: str, body: ReverseIn, response: Response, engine: EngineDep, key: AdminKey,
-            idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+            idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
-        outcome = service.reverse(conn, member_id, body.points, key=_key(idempotency_key), reference=body.reference,
+        outcome = service.reverse(conn, member_id, body.points, key=idempotency_key, reference=body.reference,
                                   reason=body.reason, actor=actor(key))
     return _answer(outcome, response)
 
 
 @router.post("/holds", status_code=201, summary="Hold points for a checkout (two-phase spend)")
 def create_hold(member_id: str, body: HoldIn, response: Response, engine: EngineDep, key: ClientKey,
-                idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+                idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
-        outcome = holds.hold(conn, member_id, body.points, key=_key(idempotency_key), reference=body.reference,
+        outcome = holds.hold(conn, member_id, body.points, key=idempotency_key, reference=body.reference,
                              timeout=timedelta(seconds=body.timeout_seconds))
     return _answer(outcome, response)
 
@@ -121,15 +114,15 @@ def list_holds(member_id: str, engine: EngineDep, key: ClientKey) -> list[dict[s
 
 @router.post("/holds/{hold_id}/capture", status_code=201, summary="Redeem all or part of a hold")
 def capture_hold(member_id: str, hold_id: str, body: CaptureIn, response: Response, engine: EngineDep,
-                 key: ClientKey, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+                 key: ClientKey, idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
-        outcome = holds.capture(conn, member_id, hold_id, body.points, key=_key(idempotency_key))
+        outcome = holds.capture(conn, member_id, hold_id, body.points, key=idempotency_key)
     return _answer(outcome, response)
 
 
 @router.post("/holds/{hold_id}/void", status_code=201, summary="Return a hold's points")
 def void_hold(member_id: str, hold_id: str, response: Response, engine: EngineDep, key: ClientKey,
-              idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+              idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
-        outcome = holds.void(conn, member_id, hold_id, key=_key(idempotency_key))
+        outcome = holds.void(conn, member_id, hold_id, key=idempotency_key)
     return _answer(outcome, response)

@@ -9,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pointsmith import idempotency, outbox
 from pointsmith.db import read_only, unit_of_work
-from pointsmith.errors import ValidationFailed
-from pointsmith.http import AdminKey, ClientKey, EngineDep, IdempotencyKey, actor
+from pointsmith.http import AdminKey, ClientKey, EngineDep, RequiredIdempotencyKey, actor
 from pointsmith.members import service as members
 from pointsmith.members.view import recorded_time
 from pointsmith.program import service as programs
@@ -46,9 +45,7 @@ def get_history(member_id: str, engine: EngineDep, key: ClientKey) -> dict[str, 
 
 @router.post("/override", status_code=201, summary="Hold a member at a tier until a date (admin)")
 def override(member_id: str, body: OverrideIn, response: Response, engine: EngineDep, key: AdminKey,
-             idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    if not idempotency_key:
-        raise ValidationFailed("an Idempotency-Key header is required for this write")
+             idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
         members.get(conn, member_id)
         program = programs.active(conn).program
