@@ -374,3 +374,15 @@ def test_version_and_a_port_in_use(cli: Cli) -> None:
             assert (r.returncode, r.stderr) == (1, f"error: cannot listen on 127.0.0.1:{port} (Address already in use);"
                                                    " choose another with --port\n"), command
     assert cli.json("report", "summary")["members"] == 0  # the demo did not seed before it found the port taken
+
+
+def test_the_readmes_example_files_do_what_it_says(cli: Cli) -> None:
+    root = Path(__file__).resolve().parents[2]
+    cli.run("program", "apply", str(root / "src" / "pointsmith" / "demo" / "program.yaml"))
+    r = cli.run("events", "import", str(root / "examples" / "events.ndjson"), "--json", check=False)
+    summary = json.loads(r.stdout)
+    assert (summary["accepted"], [e["line"] for e in summary["errors"]]) == (5, [6])  # "line 6 is refused"
+    for member in ("demo-00001", "demo-00002", "demo-00003"):
+        cli.run("members", "create", member)
+    assert "credited 3 (550 points)" in cli.run("points", "grant", str(root / "examples" / "campaign.csv"),
+                                                 "--key", "spring-2026", "--reason", "spring campaign").stdout

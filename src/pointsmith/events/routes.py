@@ -8,15 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from pointsmith import collector
 from pointsmith.auth import service as auth
-from pointsmith.db import in_transaction, read_only
+from pointsmith.db import read_only
 from pointsmith.errors import DomainError, ValidationFailed
 from pointsmith.events import service
 from pointsmith.events.group_commit import GroupCommitter
@@ -24,7 +22,7 @@ from pointsmith.events.validation import parse_event, parse_line
 from pointsmith.http import ClientKey, EngineDep, WireJSON, error_answer
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
-MAX_BATCH = 1000
+MAX_BATCH = service.MAX_BATCH
 
 
 class EventIn(BaseModel):
@@ -115,12 +113,8 @@ async def post_batch(request: Request, engine: EngineDep, key: ClientKey) -> Res
     if len(body["events"]) > MAX_BATCH:
         raise ValidationFailed(f"at most {MAX_BATCH} events per batch")
 
-    def ingest(conn: Connection) -> service.BatchResult:
-        with collector.paused():  # paused once the writer lock is ours
-            return service.ingest_many(conn, body["events"])
-
     def work() -> dict[str, Any]:
-        result = in_transaction(engine, ingest, again_if=service.raced)
+        result = service.ingest_batch(engine, body["events"])
         return {"accepted": result.accepted, "duplicate": result.duplicate, "rejected": result.rejected,
                 "results": result.results}
 

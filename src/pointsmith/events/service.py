@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from pointsmith import clock, idempotency
-from pointsmith.db import Read, is_postgres, plain_json, read_together, rows_of
+from pointsmith import clock, collector, idempotency
+from pointsmith.db import Read, in_transaction, is_postgres, plain_json, read_together, rows_of
 from pointsmith.errors import (
     DomainError,
     IdempotencyConflict,
@@ -111,6 +111,20 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, start: int = 0,
         else:
             _accept(result, index, done)
     return result
+
+
+MAX_BATCH = 1000  # events in one request or call: a transaction of bounded size
+
+
+def ingest_batch(engine: Engine, raws: list[Any]) -> BatchResult:
+    """A batch in a transaction of its own, tried again if another one created a member it was
+    creating too (the batch route and the Python API)."""
+
+    def ingest(conn: Connection) -> BatchResult:
+        with collector.paused():  # paused once the writer lock is ours
+            return ingest_many(conn, raws)
+
+    return in_transaction(engine, ingest, again_if=raced)
 
 
 def raced(error: BaseException) -> bool:

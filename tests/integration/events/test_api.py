@@ -1,0 +1,39 @@
+"""The Python API: ingestion, the stored outcome and the member's state, on a real database."""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pointsmith import api
+from pointsmith.db import get_engine, unit_of_work
+from pointsmith.errors import NotFound, ValidationFailed
+from tests.databases import create_database, drop_database
+from tests.factories import SIMPLE_PROGRAM, event, publish
+
+
+def test_the_python_api_ingests_explains_and_reports(backend: str, tmp_path: Path) -> None:
+    url = create_database(backend, tmp_path)
+    try:
+        with unit_of_work(get_engine(url)) as conn:
+            publish(conn, SIMPLE_PROGRAM)
+        batch = [event("a1", order_id="o1", amount=Decimal("120.50")),
+                 event("a2", member="m-2", order_id="o2", amount=19.99),  # a float: by its shortest repr
+                 {"id": "bad", "type": "order.paid"}]
+        result = api.ingest(batch, db=url)
+        assert (result.accepted, result.duplicate, result.rejected) == (2, 0, 1), result.errors
+        assert result.errors[0].code == "validation_error"
+        again = api.ingest(batch[:1], db=url)  # a retry credits nothing
+        assert (again.accepted, again.duplicate) == (0, 1)
+        conflict = api.ingest([event("a1", order_id="o1", amount=1)], db=url)
+        assert conflict.errors[0].code == "idempotency_conflict"
+        assert [api.event(e, db=url)["outcome"]["points"] for e in ("a1", "a2")] == [120, 19]
+        assert api.member("m-1", db=url)["points"]["available"] == 120
+        assert api.member("m-1", db=url, at="2025-12-31T00:00:00Z")["points"]["available"] == 0
+        with pytest.raises(NotFound):
+            api.event("nothing", db=url)
+        with pytest.raises(ValidationFailed, match="at most 1000 events per call"):
+            api.ingest([event(f"x{i}") for i in range(api.MAX_BATCH + 1)], db=url)
+    finally:
+        drop_database(url)
