@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
@@ -27,6 +28,13 @@ domain_events = sa.Table(
     sa.Index("ix_domain_events_type", "type", "occurred_at"),
     sa.Index("ix_domain_events_member", "member_id", "occurred_at"),
 )
+
+
+def record(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Domain events; one whose `dedupe` is recorded already is left as it is."""
+    if rows:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(insert(domain_events).on_conflict_do_nothing(index_elements=["dedupe"]), rows)
 
 
 def of_member(conn: Connection, member_id: str, *, type_: str | None = None) -> list[dict[str, Any]]:

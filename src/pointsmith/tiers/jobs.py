@@ -9,16 +9,15 @@ advisory lock, so two runners never record one change twice.
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pointsmith import clock
-from pointsmith.db import advisory_lock, bulk_insert, is_postgres
-from pointsmith.outbox import domain_events
+from pointsmith import clock, outbox
+from pointsmith.db import advisory_lock, is_postgres
 from pointsmith.program import service as programs
 from pointsmith.program.schema import Program, Qualification
 from pointsmith.tiers import service
@@ -26,7 +25,7 @@ from pointsmith.tiers.policy import next_period, period_start
 from pointsmith.tiers.tables import member_tiers, tier_changes
 
 mt, tc = member_tiers.c, tier_changes.c
-WARNING = "tier.downgrade_warning"
+WARNING = service.WARNING
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 
@@ -82,6 +81,10 @@ def _next_warning(conn: Connection, program: Program) -> tuple[datetime, datetim
     return (_warning_time(program, review), review) if review is not None else None
 
 
+def _warning_time(program: Program, review: datetime) -> datetime:
+    return service.warning_time(program.tiers, ZoneInfo(program.program.timezone), review)
+
+
 def _unwarned_review(conn: Connection) -> datetime | None:
     """The earliest review whose warnings have not been looked at yet."""
     review = conn.execute(sa.select(sa.func.min(mt.next_review_at)).where(
@@ -129,14 +132,6 @@ def _after(program: Program, boundary: datetime) -> datetime:
     return next_period(period_start(boundary, period, tz), period)
 
 
-def _warning_time(program: Program, review: datetime) -> datetime:
-    """`warn_days` before a review, but not before the period the review judges began: a warning
-    looks at that period's growth (with `warn_days` longer than the period, at its first moment)."""
-    config, tz = program.tiers, ZoneInfo(program.program.timezone)
-    judged = period_start(review - timedelta(microseconds=1), config.period, tz)
-    return max(review - timedelta(days=config.warn_days), judged)
-
-
 def _warn(conn: Connection, program: Program, review: datetime) -> int:
     """`warn_days` before a review: tell each member whom it would move down (a domain event)."""
     earned, floor = _levels_sql(program)
@@ -148,11 +143,7 @@ def _warn(conn: Connection, program: Program, review: datetime) -> int:
     rows = conn.execute(sa.select(mt.member_id, mt.level, projected.label("projected"), mt.qualifying)
                         .where(due, projected < mt.level)).all()
     now = clock.now()
-    bulk_insert(conn, domain_events, [{
-        "type": WARNING, "member_id": m, "occurred_at": at, "dedupe": f"{WARNING}:{m}:{clock.iso(review)}",
-        "payload": {"tier": levels[level].key, "projected_tier": levels[p].key, "review_at": clock.iso(review),
-                    "growth_to_keep": max(int(levels[level].threshold - q), 0)},
-        "recorded_at": now, "delivered_at": None} for m, level, p, q in rows])
+    outbox.record(conn, [service.warning_row(levels, m, review, at, level, p, q, now) for m, level, p, q in rows])
     result = conn.execute(member_tiers.update().where(due).values(warned_review_at=review))
     return int(result.rowcount)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pointsmith import audit, clock
+from pointsmith import audit, clock, outbox
 from pointsmith.db import (
     Read,
     bulk_insert,
@@ -34,13 +34,67 @@ from pointsmith.db import (
 )
 from pointsmith.errors import ValidationFailed
 from pointsmith.growth import service as growth
-from pointsmith.program.schema import Level, Program, TiersConfig
-from pointsmith.tiers.policy import next_decay_drop, next_review, outlook, tier_at, transitions
+from pointsmith.program.schema import Level, Program, Qualification, TiersConfig
+from pointsmith.tiers.policy import (
+    level_for,
+    next_decay_drop,
+    next_period,
+    next_review,
+    outlook,
+    period_start,
+    tier_at,
+    transitions,
+)
 from pointsmith.tiers.tables import member_tiers, tier_changes
 
 mt, tc = member_tiers.c, tier_changes.c
 # kept as they are when a member is recomputed
 STATE_FIELDS = ("warned_review_at", "override_tier", "override_from", "override_until")
+
+
+WARNING = "tier.downgrade_warning"
+
+
+def warning_time(config: TiersConfig, tz: ZoneInfo, review: datetime) -> datetime:
+    """`warn_days` before a review, but not before the period the review judges began: a warning
+    looks at that period's growth (with `warn_days` longer than the period, at its first moment)."""
+    judged = period_start(review - timedelta(microseconds=1), config.period, tz)
+    return max(review - timedelta(days=config.warn_days), judged)
+
+
+def warning_row(levels: list[Level], member_id: str, review: datetime, at: datetime, level: int, projected: int,
+                qualifying: Decimal, now: datetime) -> dict[str, Any]:
+    """A `tier.downgrade_warning` domain event: the review at `review` would lower `level` to `projected`."""
+    return {"type": WARNING, "member_id": member_id, "occurred_at": at,
+            "dedupe": f"{WARNING}:{member_id}:{clock.iso(review)}",
+            "payload": {"tier": levels[level].key, "projected_tier": levels[projected].key,
+                        "review_at": clock.iso(review),
+                        "growth_to_keep": max(int(levels[level].threshold - qualifying), 0)},
+            "recorded_at": now, "delivered_at": None}
+
+
+def _passed_warnings(config: TiersConfig, tz: ZoneInfo, member_id: str, history: list[tuple[datetime, int]],
+                     previous: dict[str, Any], as_of: datetime) -> list[dict[str, Any]]:
+    """The downgrade warnings of the reviews this refresh carries a member past that nobody sent (an
+    import went on past them before the jobs ran): each dated and judged as the warning job would
+    have sent it, on the growth by its time."""
+    if previous.get("next_review_at") is not None:
+        review: datetime | None = clock.ensure_utc(previous["next_review_at"])
+    else:  # new to tiers in this refresh: from the review after its first growth
+        review = next_review(config, tz, history, min(t for t, _ in history)) if history else None
+    warned = previous.get("warned_review_at")
+    rows, now = [], clock.now()
+    while review is not None and review <= as_of:
+        if warned is None or clock.ensure_utc(warned) != review:
+            at = warning_time(config, tz, review)
+            state = tier_at(config, tz, history, at)
+            floor = state.level - config.max_drop if config.max_drop is not None else 0
+            projected = max(level_for(config.levels, state.qualifying), floor, 0)
+            if projected < state.level:
+                rows.append(warning_row(config.levels, member_id, review, at, state.level, projected,
+                                        state.qualifying, now))
+        review = next_period(period_start(review, config.period, tz), config.period)
+    return rows
 
 
 def checksum(config: TiersConfig) -> str:
@@ -69,7 +123,7 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
     levels, policy = config.levels, checksum(config)
     earlier = _last_changes_before(conn, {m: t for m, t in (since or {}).items()
                                          if m in stored and _since_at_or_after(stored[m], t)})
-    rows, changes = [], []
+    rows, changes, warnings = [], [], []
     for member_id in ids:
         history = histories.get(member_id, [])
         if not history and member_id not in stored:
@@ -83,6 +137,9 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
         if start is not None:
             moves = [c for c in moves if c.at >= start]
         ahead = next_review(config, tz, history, as_of) or next_decay_drop(config, history, as_of)
+        if config.qualification is Qualification.period and previous.get("policy") in (None, policy):
+            # (a state restated under a new version's policy is not carried past anything: no warnings)
+            warnings += _passed_warnings(config, tz, member_id, history, previous, as_of)
         rows.append({
             "member_id": member_id, "level": state.level, "tier": levels[state.level].key,
             "review_level": state.review_level, "qualifying": state.qualifying.quantize(Decimal("0.000001")),
@@ -98,6 +155,7 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
         _forget_changes(conn, ids, since or {})
         bulk_insert(conn, member_tiers, rows)
         bulk_insert(conn, tier_changes, changes)
+    outbox.record(conn, warnings)
 
 
 def _since_at_or_after(previous: dict[str, Any], start: datetime) -> bool:

@@ -169,3 +169,24 @@ def test_points_pending_past_their_expiry_expire_as_they_become_available(conn: 
     assert queries.balance(conn, "a") == {"available": 0, "pending": 0, "held": 0, "debt": 0}
     expiry = [t["effective_at"] for t in queries.history(conn, "a")[0] if t["kind"] == "expire"]
     assert expiry == ["2026-02-10T00:00:00Z"]  # when the 40 days ended
+
+
+def test_an_import_that_runs_past_a_review_before_the_jobs_still_warns_as_a_replay_does(backend: str,
+                                                                                        tmp_path: Any) -> None:
+    monthly = points_program(pending_days=0, expiry="{policy: none}").replace(
+        "qualification: lifetime", "qualification: period\n  period: month\n  warn_days: 7")
+    history_ = [_order("a1", "a", "2025-01-10T00:00:00Z", 150), _order("a2", "a", "2025-03-20T00:00:00Z", 5)]
+    got, want = replayed_and_lived(backend, tmp_path, [(monthly, None)], history_, ("a",))
+    assert want["warnings"] == [("a", datetime(2025, 2, 22, tzinfo=UTC))]  # before the March review
+    url = create_database(backend, tmp_path)
+    try:
+        engine = get_engine(url)
+        setup(engine, [(monthly, None)])
+        with unit_of_work(engine) as conn:
+            assert events.ingest_many(conn, history_).rejected == 0  # the second event passes the review
+        end = datetime(2025, 3, 20, tzinfo=UTC)
+        with unit_of_work(engine) as conn, clock.frozen(end):
+            run_due_within(conn, end)
+        assert state(engine, ("a",)) == want == got
+    finally:
+        drop_database(url)
