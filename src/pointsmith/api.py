@@ -34,7 +34,8 @@ def ingest(batch: Iterable[Mapping[str, Any]], *, db: str | None = None) -> Batc
     """Events in the CONTRACT §2 shape, up to MAX_BATCH, in one transaction: an invalid one is rejected
     with its reason and the others go through; an event id seen before is a duplicate (same content)
     or an `idempotency_conflict` (other content), so a retry never credits twice."""
-    raws = list(batch)
+    raws = [{**raw, "occurred_at": raw["occurred_at"].isoformat()} if isinstance(raw.get("occurred_at"), datetime)
+            else raw for raw in batch]  # a datetime as the wire's text (one without an offset is refused there)
     if len(raws) > MAX_BATCH:
         raise ValidationFailed(f"at most {MAX_BATCH} events per call; send more in several")
     return events.ingest_batch(get_engine(db), raws)

@@ -91,6 +91,7 @@ def demo(host: HostOption = "127.0.0.1", port: PortOption = 8000,
          no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed the data, then exit")] = False,
          db: DbOption = None) -> None:
     """Create (or reuse) a demo program and members, then serve the API."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pointsmith.demo import seed
@@ -99,7 +100,7 @@ def demo(host: HostOption = "127.0.0.1", port: PortOption = 8000,
         _check_port(host, port)  # before the seeding, not half a minute later
     target = engine(db)
     bar = Progress(TextColumn("seeding the demo's history"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   disable=not sys.stderr.isatty(), transient=True)
+                   console=Console(stderr=True), disable=not sys.stderr.isatty(), transient=True)
     with bar:
         task = bar.add_task("events", total=None)
         result = seed(target, members_wanted=members,
@@ -117,10 +118,16 @@ def demo(host: HostOption = "127.0.0.1", port: PortOption = 8000,
 
 
 def _check_port(host: str, port: int) -> None:
-    """A port another process holds is one clear line, not a server's traceback."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+    """A port another process holds is one clear line, not a server's traceback. The probe binds as
+    the server will (SO_REUSEADDR: a port a closed server's connections still wait on is free)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise ValidationFailed(f"cannot listen on {host}: {e.strerror}") from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port))
+            probe.bind(address)
         except OSError as e:
             raise ValidationFailed(f"cannot listen on {host}:{port} ({e.strerror}); choose another with --port") \
                 from None

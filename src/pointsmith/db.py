@@ -92,7 +92,8 @@ _engines_lock = threading.Lock()
 def get_engine(url: str | None = None) -> Engine:
     """One engine per URL per process (engines own the connection pool)."""
     key = normalize_url(config.database_url(url))
-    if not key.startswith(("sqlite:", "postgresql+psycopg:")):
+    parsed = sa.engine.make_url(key)
+    if (parsed.get_backend_name(), parsed.get_driver_name()) not in {("sqlite", "pysqlite"), ("postgresql", "psycopg")}:
         raise ValidationFailed(f"unsupported database URL {key.split('://')[0]}://…: use sqlite:///PATH or "
                                "postgresql://USER@HOST:PORT/DB")
     with _engines_lock:

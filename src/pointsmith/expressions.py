@@ -63,7 +63,7 @@ def number(value: Any) -> Any:
 
 def to_points(value: Any) -> int:
     """An award: the result rounded down to an integer."""
-    if not _is_number(value):
+    if not is_number(value):
         raise ExpressionError(f"an award must be a number, not {_kind(value)}")
     if isinstance(value, int):
         return value
@@ -135,12 +135,12 @@ def _kind(v: Any) -> str:
         type(v), type(v).__name__)
 
 
-def _is_number(v: Any) -> bool:
+def is_number(v: Any) -> bool:
     return isinstance(v, int | Decimal | Fraction) and not isinstance(v, bool)
 
 
 def _num(v: Any) -> Any:
-    if not _is_number(v):
+    if not is_number(v):
         raise ExpressionError(f"expected a number, got {_kind(v)}")
     if (isinstance(v, Decimal) and not v.is_finite()) or not -MAX_NUMBER <= v <= MAX_NUMBER:
         raise ExpressionError("number out of range")
@@ -256,7 +256,7 @@ def _compare_values(op: ast.cmpop, a: Any, b: Any) -> bool:
         return found if isinstance(op, ast.In) else not found
     if a is None or b is None:
         raise ExpressionError("cannot order a missing value")
-    if not ((isinstance(a, str) and isinstance(b, str)) or (_is_number(a) and _is_number(b))):
+    if not ((isinstance(a, str) and isinstance(b, str)) or (is_number(a) and is_number(b))):
         raise ExpressionError(f"cannot order {_kind(a)} and {_kind(b)} (text with text, numbers with numbers)")
     ordering = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
     return bool(ordering[type(op)](a, b))
@@ -282,7 +282,7 @@ class _Compiler:
         if isinstance(value, str) and len(value) > MAX_STRING:
             raise ExpressionError("string too long")
         value = number(value)
-        if _is_number(value):
+        if is_number(value):
             _num(value)  # 1e999 is Infinity; 10**30 is past any award
         return lambda _env: value
 

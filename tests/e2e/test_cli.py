@@ -386,3 +386,26 @@ def test_the_readmes_example_files_do_what_it_says(cli: Cli) -> None:
         cli.run("members", "create", member)
     assert "credited 3 (550 points)" in cli.run("points", "grant", str(root / "examples" / "campaign.csv"),
                                                  "--key", "spring-2026", "--reason", "spring campaign").stdout
+
+
+def test_the_port_probe_binds_as_the_server_will() -> None:
+    from pointsmith.cli import _check_port
+
+    with socket.socket() as server:  # a server that closed its side first leaves the port in TIME_WAIT
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()
+    time.sleep(0.1)
+    client.close()
+    _check_port("127.0.0.1", port)  # free for a server with SO_REUSEADDR, as uvicorn binds
+    _check_port("localhost", port)
+
+
+def test_a_url_that_names_its_driver_is_the_same_database(cli: Cli) -> None:
+    cli.run("members", "create", "m-1")
+    named = cli.db.replace("sqlite:///", "sqlite+pysqlite:///").replace("postgresql://", "postgresql+psycopg://")
+    assert named != cli.db and cli.json("report", "summary", "--db", named)["members"] == 1

@@ -205,3 +205,28 @@ def test_a_rule_for_an_event_type_that_can_never_arrive_is_refused() -> None:
 def test_a_rule_cannot_take_growth_away() -> None:
     found = problems_of(SIMPLE_PROGRAM + "  - {key: bad, event: complaint.judged_malicious, growth: -50}\n")
     assert len(found) == 1 and found[0].startswith("rules[1].growth: a rule cannot take growth value away"), found
+
+
+def test_a_merge_inside_an_anchored_mapping_merged_again_is_not_a_repeat() -> None:
+    # building flattens `<<` into the merged node itself: the check reads the document before that
+    text = SIMPLE_PROGRAM + "base: &r {a: 1}\nd:\n  l:\n    - &b {<<: *r, a: 2}\nx: {<<: *b}\n"
+    assert problems_of(text) == ["base: unknown section (known: benefits, growth, members, points, program, rules, "
+                                 "tiers)", "d: unknown section (known: benefits, growth, members, points, program, "
+                                 "rules, tiers)", "x: unknown section (known: benefits, growth, members, points, "
+                                 "program, rules, tiers)"]
+
+
+def test_constants_of_the_wrong_kind_are_problems_not_crashes() -> None:
+    found = problems_of(SIMPLE_PROGRAM + "  - {key: a, event: checkin, points: \"'abc'\", growth: \"(1, 2)\","
+                                         " when: \"'yes'\"}\n")
+    assert found == ["rules[1].when: gives 'yes' whatever the event; a condition must be true or false",
+                     "rules[1].points: gives 'abc' whatever the event; an award must be a number",
+                     "rules[1].growth: gives (1, 2) whatever the event; an award must be a number"], found
+    found = problems_of(SIMPLE_PROGRAM + "  - {key: a, event: checkin, points: 1, when: 1}\n")  # not read as true
+    assert found and all(p.startswith("rules[1].when") for p in found), found
+
+
+def test_thresholds_written_as_text_are_ordered_as_the_numbers_they_are_read_as() -> None:
+    found = problems_of(SIMPLE_PROGRAM.replace("threshold: 100", "threshold: '100'") .replace(
+        "    - {key: silver", "    - {key: gold, name: Gold, threshold: '300'}\n    - {key: silver"))
+    assert found == ["tiers.levels[2].threshold: must be greater than 300"], found

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
 from pointsmith.cli_support import DbOption, JsonFlag, engine, print_json
@@ -47,7 +48,7 @@ def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for stan
         typer.echo("warning: no program is published: these events earn nothing, now or when imported again "
                    "(`pointsmith program apply FILE` first)", err=True)
     progress = Progress(TextColumn("importing"), BarColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
-                        disable=as_json or not sys.stderr.isatty(), transient=True)
+                        console=Console(stderr=True), disable=as_json or not sys.stderr.isatty(), transient=True)
     with stream, progress:
         task = progress.add_task("events", total=size)
         if workers > 1:

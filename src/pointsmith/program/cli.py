@@ -57,8 +57,9 @@ def apply(file: Annotated[Path, typer.Argument(help="Program file (YAML or JSON)
         published = service.publish(conn, program, source=text, actor=CLI_ACTOR, effective_at=when)
     summary = {**published.version.summary(), "created": published.created}
     if published.created and published.version.version == 1 and when is not None:
-        typer.echo(f"warning: the first version takes effect at {summary['effective_at']}, so events before then "
-                   "earn nothing; without --effective it would be in force from the beginning of time", err=True)
+        typer.echo(f"warning: the first version takes effect at {summary['effective_at']}: events before then earn "
+                   "nothing (only a first version applied without --effective is in force from the beginning of "
+                   "time)", err=True)
     if as_json:
         print_json(summary)
     elif published.created:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 Key = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 Amount = int | float | str  # a number or an expression, compiled in validation.py
@@ -162,7 +162,7 @@ class ActiveWindow(Section):
 class Rule(Section):
     key: Key
     event: Annotated[str, Field(min_length=1, max_length=100)]
-    when: str | bool | None = None
+    when: str | StrictBool | None = None  # (lax, 1 would be read as true)
     points: Amount = 0
     growth: Amount = 0
     pending: bool = False

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pointsmith.errors import InvalidProgram
-from pointsmith.expressions import ExpressionError, compile_expression
+from pointsmith.expressions import ExpressionError, compile_condition, compile_expression, is_number
 from pointsmith.program.schema import (
     EVENT_TYPE,
     LIST_SECTIONS,
@@ -34,30 +34,34 @@ S = TypeVar("S", bound=BaseModel)
 Problems = list[str]
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML's safe loader that also notes every key written twice in one mapping: YAML keeps the last
-    silently, so a second `rules:` section would drop the first one's rules without a word."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.repeated: list[tuple[int, str]] = []  # (line, problem)
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        first: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` then overriding a key is meant
-                continue
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            try:
+def _repeated_keys_in(loader: yaml.SafeLoader, root: yaml.Node | None) -> Problems:
+    """Every key written twice in one mapping of the composed document, before anything is built
+    (building flattens `<<` merges into the merged nodes): YAML keeps the last silently, so a second
+    `rules:` section would drop the first one's rules without a word."""
+    found: list[tuple[int, str]] = []
+    seen: set[int] = set()  # an anchored node is one object however many aliases name it
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                stack.append(value_node)
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue  # `<<: *base` then overriding a key is meant
+                key = loader.construct_object(key_node, deep=True)  # a scalar: 1 and 1.0, on and yes are one
+                line = key_node.start_mark.line + 1
                 if key in first:
-                    self.repeated.append((line, f"line {line}: {key!r} is written twice in one mapping "
-                                                f"(first on line {first[key]}); YAML would keep only the last"))
+                    found.append((line, f"line {line}: {key!r} is written twice in one mapping "
+                                        f"(first on line {first[key]}); YAML would keep only the last"))
                 else:
                     first[key] = line
-            except TypeError:  # an unhashable key: the constructor below refuses it
-                pass
-        return super().construct_mapping(node, deep)
+    return [problem for _, problem in sorted(found)]
 
 
 def parse_text(text: str, *, as_json: bool = False) -> Any:
@@ -66,9 +70,11 @@ def parse_text(text: str, *, as_json: bool = False) -> Any:
     let a trailing comma by."""
     if as_json:
         return _parse_json(text)
-    loader = _Loader(text)
+    loader = yaml.SafeLoader(text)
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        repeated = _repeated_keys_in(loader, node)
+        data = loader.construct_document(node) if node is not None and not repeated else None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
@@ -77,8 +83,8 @@ def parse_text(text: str, *, as_json: bool = False) -> Any:
         raise InvalidProgram([f"file: {e}"]) from None
     finally:
         loader.dispose()
-    if loader.repeated:
-        raise InvalidProgram([problem for _, problem in sorted(loader.repeated)])
+    if repeated:
+        raise InvalidProgram(repeated)
     return data
 
 
@@ -224,7 +230,10 @@ def _check_tiers(raw: Any) -> Iterator[str]:
     levels = raw.get("levels") if isinstance(raw, dict) else None
     if not isinstance(levels, list) or not all(isinstance(level, dict) for level in levels):
         return  # listed as a type error
-    thresholds = [level.get("threshold") for level in levels]
+    try:  # the thresholds as parsed ('300' is 300), else as written
+        thresholds: list[Any] = [level.threshold for level in TiersConfig.model_validate(raw).levels]
+    except ValidationError:
+        thresholds = [level.get("threshold") for level in levels]
     if levels and all(isinstance(t, int | float) and not isinstance(t, bool) for t in thresholds):
         if thresholds[0] != 0:
             yield ".levels[0].threshold: the first level's threshold must be 0"
@@ -256,7 +265,14 @@ def _check_rule(rule: Rule, *, new: bool) -> Iterator[str]:
         yield ".active.until: must be later than active.from"
     if not new:
         return
+    when = _constant(rule.when) if rule.when is not None else None
+    if when is not None and not isinstance(when, bool):
+        yield f".when: gives {when!r} whatever the event; a condition must be true or false"
     growth, points = _constant(rule.growth), _constant(rule.points)
+    for field, value in (("points", points), ("growth", growth)):
+        if value is not None and not is_number(value):
+            yield f".{field}: gives {value!r} whatever the event; an award must be a number"
+    growth, points = (v if is_number(v) else None for v in (growth, points))
     if growth is not None and growth < 0:
         yield (".growth: a rule cannot take growth value away (only a refund of the order takes back what it"
                " gave); to discourage a behaviour, take points")
@@ -267,10 +283,10 @@ def _check_rule(rule: Rule, *, new: bool) -> Iterator[str]:
             yield ".limits.budget: a budget bounds the points a rule gives; this rule takes points"
 
 
-def _constant(source: int | float | str) -> Any:
-    """The value of an amount that names nothing (5, "-200", "2 * 50"), or None."""
+def _constant(source: int | float | str | bool) -> Any:
+    """The value of an expression that names nothing (5, "-200", "2 * 50", "1 == 1"), or None."""
     try:
-        expression = compile_expression(source)
+        expression = compile_condition(source) if isinstance(source, str | bool) else compile_expression(source)
         return None if expression.names else expression.evaluate({})
     except ExpressionError:
         return None  # listed by _check_expressions

@@ -58,6 +58,9 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
         result, points, grown, growth_room = settle(
             proposal, lambda p: _limit(conn, program, p, member.id, event, tz), growth_room)
         if points < 0:  # a negative incentive takes what the member has, no more
+            if credits:  # the rules before it, in file order, have given theirs first
+                post_credits(conn, credits, keys_are_new=True)
+                credits.clear()
             taken = deduct(conn, member.id, -points, at=event.occurred_at, event_id=event.id,
                            rule_key=proposal.rule.key)
             if taken < -points:

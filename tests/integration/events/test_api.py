@@ -1,6 +1,7 @@
 """The Python API: ingestion, the stored outcome and the member's state, on a real database."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +32,10 @@ def test_the_python_api_ingests_explains_and_reports(backend: str, tmp_path: Pat
         assert [api.event(e, db=url)["outcome"]["points"] for e in ("a1", "a2")] == [120, 19]
         assert api.member("m-1", db=url)["points"]["available"] == 120
         assert api.member("m-1", db=url, at="2025-12-31T00:00:00Z")["points"]["available"] == 0
+        at = datetime(2026, 1, 2, 10, tzinfo=UTC)  # a datetime is taken as the wire's text
+        assert api.ingest([{**event("a3", "checkin"), "occurred_at": at}], db=url).accepted == 1
+        naive = api.ingest([{**event("a4", "checkin"), "occurred_at": at.replace(tzinfo=None)}], db=url)
+        assert naive.errors[0].message.startswith("occurred_at")
         with pytest.raises(NotFound):
             api.event("nothing", db=url)
         with pytest.raises(ValidationFailed, match="at most 1000 events per call"):

@@ -290,3 +290,12 @@ def test_a_negative_incentive_takes_what_the_member_has_and_never_leaves_a_debt(
     assert (again["points"], rule(again, "penalty")["status"]) == (0, "cut")
     assert ingest(conn, event("o2", order_id="o2", amount=20, at="2026-01-04T10:00:00Z"))["points"] == 20
     assert queries.balance(conn, "m-1")["available"] == 20 and verify(conn).ok
+
+
+def test_a_deduction_follows_the_rules_before_it_in_file_order(conn: Connection) -> None:
+    publish(conn, SIMPLE_PROGRAM + "  - {key: plus, event: combo, points: 100}\n"
+                                   "  - {key: minus, event: combo, points: -150}\n")
+    out = ingest(conn, event("c", "combo"))  # 100 given, then 150 asked: the 100 there are taken
+    assert [(r["rule"], r["points"]) for r in out["rules"]] == [("plus", 100), ("minus", -100)]
+    assert rule(out, "minus")["cut_by"] == "balance"
+    assert queries.balance(conn, "m-1")["available"] == 0 and verify(conn).ok
