@@ -71,7 +71,10 @@ def to_points(value: Any) -> int:
 
 
 def to_truth(value: Any) -> bool:
-    """A condition's result, which must be true or false: a truthy "no" is not a yes."""
+    """A condition's result, which must be true or false: a truthy "no" is not a yes. Nothing (an
+    attribute the event does not carry, as in `event.vip and ...`) is false."""
+    if value is None:
+        return False
     if not isinstance(value, bool):
         raise ExpressionError(f"a condition must be true or false, not {_kind(value)}")
     return value

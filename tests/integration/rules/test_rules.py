@@ -234,10 +234,13 @@ def test_the_outcome_says_which_awards_are_pending(conn: Connection) -> None:
 
 def test_when_must_be_true_or_false(conn: Connection) -> None:
     publish(conn, SIMPLE_PROGRAM + '  - {key: app, event: checkin, points: 3, when: "event.channel"}\n'
-                                   "  - {key: always, event: checkin, points: 1, when: true}\n")
+                                   "  - {key: always, event: checkin, points: 1, when: true}\n"
+                                   '  - {key: vip, event: checkin, points: 7, when: "event.vip and event.n > 1"}\n')
     out = ingest(conn, event("a", "checkin", channel="no"))  # a truthy "no" is not a yes
     assert rule(out, "app")["reason"] == "expression failed: a condition must be true or false, not text"
     assert (out["points"], rule(out, "always")["points"]) == (1, 1)
+    assert rule(out, "vip")["reason"] == "`when` is false"  # no `vip`: nothing, which is false
+    assert ingest(conn, event("b", "checkin", vip=True, n=2, at="2026-01-02T10:00:00Z"))["points"] == 8
 
 
 def test_an_award_past_the_ledgers_bound_refuses_its_event_naming_the_rule(conn: Connection) -> None:
