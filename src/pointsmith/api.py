@@ -1,5 +1,6 @@
 """The Python API: the engine inside your own process, as the CLI and the HTTP routes run it.
 
+    from decimal import Decimal
     from pointsmith import api
 
     result = api.ingest([{"id": "evt-1", "type": "order.paid", "member_id": "m-1",
@@ -34,8 +35,9 @@ def ingest(batch: Iterable[Mapping[str, Any]], *, db: str | None = None) -> Batc
     """Events in the CONTRACT §2 shape, up to MAX_BATCH, in one transaction: an invalid one is rejected
     with its reason and the others go through; an event id seen before is a duplicate (same content)
     or an `idempotency_conflict` (other content), so a retry never credits twice."""
-    raws = [{**raw, "occurred_at": raw["occurred_at"].isoformat()} if isinstance(raw.get("occurred_at"), datetime)
-            else raw for raw in batch]  # a datetime as the wire's text (one without an offset is refused there)
+    raws = [{**raw, "occurred_at": raw["occurred_at"].isoformat()}
+            if isinstance(raw, Mapping) and isinstance(raw.get("occurred_at"), datetime) else raw
+            for raw in batch]  # a datetime as the wire's text (one without an offset is refused there)
     if len(raws) > MAX_BATCH:
         raise ValidationFailed(f"at most {MAX_BATCH} events per call; send more in several")
     return events.ingest_batch(get_engine(db), raws)

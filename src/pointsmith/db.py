@@ -92,15 +92,20 @@ _engines_lock = threading.Lock()
 def get_engine(url: str | None = None) -> Engine:
     """One engine per URL per process (engines own the connection pool)."""
     key = normalize_url(config.database_url(url))
-    parsed = sa.engine.make_url(key)
-    if (parsed.get_backend_name(), parsed.get_driver_name()) not in {("sqlite", "pysqlite"), ("postgresql", "psycopg")}:
-        raise ValidationFailed(f"unsupported database URL {key.split('://')[0]}://…: use sqlite:///PATH or "
-                               "postgresql://USER@HOST:PORT/DB")
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = _create_engine(key)
+            engine = _engines[key] = _create_engine(_supported(key))
         return engine
+
+
+def _supported(url: str) -> str:
+    """The URL, if it names a database and driver this engine runs on (one line, not a driver's traceback)."""
+    parsed = sa.engine.make_url(url)
+    if (parsed.get_backend_name(), parsed.get_driver_name()) not in {("sqlite", "pysqlite"), ("postgresql", "psycopg")}:
+        raise ValidationFailed(f"unsupported database URL {url.split('://')[0]}://…: use sqlite:///PATH or "
+                               "postgresql://USER@HOST:PORT/DB")
+    return url
 
 
 def json_default(value: Any) -> Any:

@@ -270,8 +270,8 @@ def reverse(conn: Connection, member_id: str, points: int, *, key: str, referenc
             reason: str | None = None, at: datetime | None = None, actor: str | None = None,
             allow_debt: bool = True, event_id: str | None = None, rule_key: str | None = None,
             own_event: str | None = None) -> Outcome:
-    """Claw back points (a refund, a penalty): from the reference's lots first (pending before
-    available), then others, then debt."""
+    """Claw back points (a refund; an operator's take-back): from the lots of `own_event` (an order's
+    paying event), else of the reference, first (pending before available), then others, then debt."""
     check_points(points)
     when = clock.ensure_utc(at) if at else clock.now()
     state = lock_member_points(conn, member_id, must_be_active=False)

@@ -21,9 +21,9 @@ def test_the_python_api_ingests_explains_and_reports(backend: str, tmp_path: Pat
             publish(conn, SIMPLE_PROGRAM)
         batch = [event("a1", order_id="o1", amount=Decimal("120.50")),
                  event("a2", member="m-2", order_id="o2", amount=19.99),  # a float: by its shortest repr
-                 {"id": "bad", "type": "order.paid"}]
+                 {"id": "bad", "type": "order.paid"}, "not an event"]
         result = api.ingest(batch, db=url)
-        assert (result.accepted, result.duplicate, result.rejected) == (2, 0, 1), result.errors
+        assert (result.accepted, result.duplicate, result.rejected) == (2, 0, 2), result.errors
         assert result.errors[0].code == "validation_error"
         again = api.ingest(batch[:1], db=url)  # a retry credits nothing
         assert (again.accepted, again.duplicate) == (0, 1)
