@@ -190,3 +190,25 @@ def test_an_import_that_runs_past_a_review_before_the_jobs_still_warns_as_a_repl
         assert state(engine, ("a",)) == want == got
     finally:
         drop_database(url)
+
+
+def test_one_jobs_run_across_a_version_change_warns_as_two_runs_do(backend: str, tmp_path: Any) -> None:
+    lifetime = points_program(pending_days=0, expiry="{policy: none}")
+    monthly = lifetime.replace("qualification: lifetime", "qualification: period\n  period: month\n  warn_days: 5")
+    versions: Versions = [(lifetime, None), (monthly, datetime(2025, 3, 15, tzinfo=UTC))]
+    warnings = []
+    for stops in ([datetime(2025, 4, 20, tzinfo=UTC)], [datetime(2025, 3, 16, tzinfo=UTC),
+                                                         datetime(2025, 4, 20, tzinfo=UTC)]):
+        url = create_database(backend, tmp_path)
+        try:
+            engine = get_engine(url)
+            setup(engine, versions)
+            with unit_of_work(engine) as conn:
+                events.ingest(conn, parse_event(_order("b1", "b", "2025-02-10T00:00:00Z", 150)))  # silver
+            for stop in stops:
+                with unit_of_work(engine) as conn, clock.frozen(stop):
+                    run_due_within(conn, stop)
+            warnings.append(state(engine, ("b",))["warnings"])
+        finally:
+            drop_database(url)
+    assert warnings[0] == warnings[1] == [("b", datetime(2025, 3, 27, tzinfo=UTC))]  # for the April review
