@@ -4,10 +4,14 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from pointsmith import __version__, openapi
@@ -72,7 +76,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
         yield
         app.state.group_commit.close()  # commit what is queued before the process ends
 
-    app = PointsmithAPI(title="Pointsmith", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = PointsmithAPI(title="Pointsmith", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                        docs_url=None, redoc_url=None)  # served below, from files of our own: no CDN
     app.state.engine = get_engine(database_url)
     app.state.group_commit = GroupCommitter(app.state.engine)
     install_error_handlers(app)
@@ -84,6 +89,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     lane = {("post", "/v1/events"): KeyScope.client}
     app.openapi = lambda: openapi.document(app, routers, lane_scopes=lane)  # type: ignore[method-assign]
 
+    _docs(app)
+
     @app.get("/health", tags=["health"], summary="Liveness and database check")
     def health() -> dict[str, Any]:
         with read_only(app.state.engine) as conn:
@@ -91,6 +98,26 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def _docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc with their scripts served from the package
+    (fastapi-offline's copies): FastAPI's own pages load them from a CDN, a blank page offline."""
+    assets = "/docs-assets"
+    app.mount(assets, StaticFiles(directory=str(resources.files("fastapi_offline") / "static")), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Pointsmith API",
+                                   swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{assets}/swagger-ui.css",
+                                   swagger_favicon_url=f"{assets}/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="Pointsmith API",
+                              redoc_js_url=f"{assets}/redoc.standalone.js", redoc_favicon_url=f"{assets}/favicon.png",
+                              with_google_fonts=False)
 
 
 def create_server_app() -> FastAPI:

@@ -29,6 +29,18 @@ def test_health_and_openapi_list_every_route(server: Live) -> None:
     assert server.call("GET", "/docs").status_code == 200
 
 
+def test_the_docs_pages_load_nothing_from_outside(server: Live) -> None:
+    # FastAPI's own pages take their scripts from a CDN: a blank page on a machine without the internet
+    for page, assets in (("/docs", ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css")),
+                         ("/redoc", ("/docs-assets/redoc.standalone.js",))):
+        html = server.call("GET", page).text
+        assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html, page
+        for asset in assets:
+            assert asset in html
+            served = server.call("GET", asset)
+            assert served.status_code == 200 and len(served.content) > 100_000, asset
+
+
 def test_the_openapi_document_is_valid_and_says_what_the_server_answers(server: Live) -> None:
     doc = server.call("GET", "/openapi.json").json()
     validate(doc)
