@@ -255,6 +255,13 @@ def next_review(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], at:
     return next_period(period_start(at, config.period, tz), config.period)
 
 
+def projected_level(config: TiersConfig, state: TierState) -> int:
+    """The level a review would give a member in `state`: what the period's growth so far earns, at
+    most `max_drop` below the level held (what the downgrade warnings and the outlook announce)."""
+    floor = state.level - config.max_drop if config.max_drop is not None else 0
+    return max(level_for(config.levels, state.qualifying), floor, 0)
+
+
 def outlook(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], at: datetime) -> Outlook:
     state = tier_at(config, tz, history, at)
     levels = config.levels
@@ -263,8 +270,6 @@ def outlook(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], at: dat
     review_at = next_review(config, tz, history, at)
     if review_at is None:
         return Outlook(None, state.level, None, to_next)
-    earned = level_for(levels, state.qualifying)
-    floor = state.level - config.max_drop if config.max_drop is not None else 0
-    projected = max(earned, floor, 0)
+    projected = projected_level(config, state)
     keep = max(int(levels[state.level].threshold - state.qualifying), 0)
     return Outlook(review_at, projected, keep, to_next)

@@ -36,12 +36,12 @@ from pointsmith.errors import ValidationFailed
 from pointsmith.growth import service as growth
 from pointsmith.program.schema import Level, Program, Qualification, TiersConfig
 from pointsmith.tiers.policy import (
-    level_for,
     next_decay_drop,
     next_period,
     next_review,
     outlook,
     period_start,
+    projected_level,
     tier_at,
     transitions,
 )
@@ -88,8 +88,7 @@ def _passed_warnings(config: TiersConfig, tz: ZoneInfo, member_id: str, history:
         if warned is None or clock.ensure_utc(warned) != review:
             at = warning_time(config, tz, review)
             state = tier_at(config, tz, history, at)
-            floor = state.level - config.max_drop if config.max_drop is not None else 0
-            projected = max(level_for(config.levels, state.qualifying), floor, 0)
+            projected = projected_level(config, state)
             if projected < state.level:
                 rows.append(warning_row(config.levels, member_id, review, at, state.level, projected,
                                         state.qualifying, now))
