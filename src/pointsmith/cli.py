@@ -134,9 +134,13 @@ def _check_port(host: str, port: int) -> None:
 
 
 def main() -> None:
-    """Entry point: domain errors become a one-line message and a non-zero exit."""
+    """Entry point: usage and domain errors become a one-line message and a non-zero exit."""
     try:
-        app()
+        # not standalone: Click would draw its usage errors as a box of several lines
+        code = app(standalone_mode=False, prog_name="pointsmith")
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
     except InvalidProgram as e:
         typer.echo(f"error: the program has {len(e.problems)} problem(s); nothing was changed", err=True)
         for p in e.problems:
@@ -148,6 +152,11 @@ def main() -> None:
     except sa.exc.ArgumentError as e:
         typer.echo(f"error: database URL: {e}", err=True)
         sys.exit(1)
+    except typer.TyperException as e:  # a usage error (Typer's Click exceptions): one line, and where help is
+        context = getattr(e, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        typer.echo(f"error: {' '.join(e.format_message().split())}{hint}", err=True)
+        sys.exit(e.exit_code)
     except Exception as e:
         trouble = unavailable(e)  # locked, unreachable: wrapped by SQLAlchemy or straight from the driver
         if trouble is None:
@@ -155,3 +164,5 @@ def main() -> None:
         typer.echo(f"error: database: {(str(trouble).strip().splitlines() or [type(trouble).__name__])[0]}",
                    err=True)
         sys.exit(1)
+    if isinstance(code, int) and code:  # `typer.Exit(1)`: Click returns the code when not standalone
+        sys.exit(code)

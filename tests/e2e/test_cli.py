@@ -40,6 +40,16 @@ def test_a_database_that_cannot_be_reached_is_one_line_and_a_non_zero_exit(tmp_p
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
+def test_a_usage_error_is_one_line_that_says_where_help_is(cli: Cli) -> None:
+    for args, said in [(("events", "import"), "Missing argument 'file'. (see `pointsmith events import --help`)"),
+                       (("points", "credit", "m-1", "many"), "Invalid value for 'points'"),
+                       (("no-such-command",), "No such command 'no-such-command'. (see `pointsmith --help`)"),
+                       (("members", "show", "m-1", "--bogus"), "No such option: --bogus")]:
+        r = cli.run(*args, check=False)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and said in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
+
+
 def test_an_invalid_program_lists_every_problem_and_leaves_the_active_version(cli: Cli) -> None:
     good = cli.write("good.yaml", SIMPLE_PROGRAM)
     assert "published version 1" in cli.run("program", "apply", str(good)).stdout

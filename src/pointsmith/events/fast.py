@@ -52,7 +52,7 @@ from pointsmith.members.tables import members
 from pointsmith.program import service as programs
 from pointsmith.program.schema import Qualification
 from pointsmith.program.service import Version
-from pointsmith.rules.engine import Proposal, Tier, propose
+from pointsmith.rules.engine import Proposal, Tier, propose, withheld_while_frozen
 from pointsmith.rules.limits import Usage, apply_limits, local_day, period_bounds
 from pointsmith.rules.service import counts, settle
 from pointsmith.rules.tables import orders, rule_awards
@@ -199,6 +199,8 @@ def _apply(event: Event, version: Version | None, states: dict[str, _State], ord
     history = [(t, g) for t, g, _ in state.history if t <= event.occurred_at]
     level = tiers.level_at(program, history, event.occurred_at, state.override)
     proposals = propose(program, event, state.member.expression_names(), Tier(level.key, level.multiplier))
+    if state.member.status is Status.frozen:
+        proposals = withheld_while_frozen(proposals)
     if any(p.status == "proposed" and p.points < 0 for p in proposals):
         raise _Deduction
     order_id = str(event.attributes["order_id"]) if event.type == "order.paid" else None

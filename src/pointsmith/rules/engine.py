@@ -84,6 +84,23 @@ def compile_rules(program: Program) -> dict[str, list[CompiledRule]]:
     return by_type
 
 
+FROZEN = "the member is frozen: it earns nothing until it is unfrozen"
+
+
+def withheld_while_frozen(proposals: list[Proposal]) -> list[Proposal]:
+    """What a frozen member's event gives: no points and no growth (a freeze stops earning while the
+    account is under review), but a deduction still takes its points."""
+    out = []
+    for p in proposals:
+        if p.status != "proposed" or (p.points <= 0 and not p.growth):
+            out.append(p)
+        elif p.points < 0:
+            out.append(Proposal(p.rule, "proposed", p.points, 0))
+        else:
+            out.append(Proposal(p.rule, "skipped", reason=FROZEN))
+    return out
+
+
 def environment(event: Event, member: Mapping[str, Any], tier: Tier) -> dict[str, Mapping[str, Any]]:
     return {"event": {**event.attributes, "type": event.type, "id": event.id, "member_id": event.member_id},
             "member": {**member, "tier": tier.key},

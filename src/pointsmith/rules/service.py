@@ -21,11 +21,11 @@ from pointsmith.errors import DuplicateOrder, RefundExceedsOrder, UnknownOrder, 
 from pointsmith.events.validation import MAX_DIGITS, Event, significant_digits
 from pointsmith.growth import service as growth
 from pointsmith.ledger.service import CreditRequest, deduct, post_credits, reverse
-from pointsmith.members.service import Member
+from pointsmith.members.service import Member, Status
 from pointsmith.program import service as programs
 from pointsmith.program.schema import Program, Rule
 from pointsmith.program.service import Version
-from pointsmith.rules.engine import Proposal, Tier, propose
+from pointsmith.rules.engine import Proposal, Tier, propose, withheld_while_frozen
 from pointsmith.rules.limits import Usage, apply_limits, period_bounds, refunded_shares, share
 from pointsmith.rules.tables import orders, rule_awards, rule_budgets
 from pointsmith.tiers import service as tiers
@@ -45,6 +45,8 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
     if event.type == "order.refunded":
         outcome["refund"] = _refund(conn, event, member)
     proposals = propose(program, event, member.expression_names(), Tier(level.key, level.multiplier))
+    if member.status is Status.frozen:
+        proposals = withheld_while_frozen(proposals)
     order_id = str(event.attributes["order_id"]) if event.type == "order.paid" else None
     if order_id is not None and conn.execute(sa.select(o.event_id).where(o.member_id == member.id,
                                                                         o.order_id == order_id)).first():

@@ -18,6 +18,7 @@ from pointsmith.jobs.service import run_due_within
 from pointsmith.ledger import queries
 from pointsmith.ledger.service import CreditRequest, credit
 from pointsmith.ledger.verify import verify
+from pointsmith.members import service as members
 from tests.factories import SIMPLE_PROGRAM, event, publish
 
 CONTRACT_EXAMPLE = (Path(__file__).resolve().parents[2] / "fixtures" / "contract_example.yaml").read_text()
@@ -302,3 +303,27 @@ def test_a_deduction_follows_the_rules_before_it_in_file_order(conn: Connection)
     assert [(r["rule"], r["points"]) for r in out["rules"]] == [("plus", 100), ("minus", -100)]
     assert rule(out, "minus")["cut_by"] == "balance"
     assert queries.balance(conn, "m-1")["available"] == 0 and verify(conn).ok
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_frozen_member_earns_nothing_until_unfrozen_but_a_deduction_still_applies(conn: Connection,
+                                                                                   batch: bool) -> None:
+    publish(conn, SIMPLE_PROGRAM + "  - {key: complaint, event: complaint.judged_malicious, points: -20}\n")
+    ingest(conn, event("a", order_id="o1", amount=50))
+    members.change_status(conn, "m-1", "freeze", reason="farming review", actor="t")
+    raws = [event("b", order_id="o2", amount=500, at="2026-01-02T10:00:00Z"),
+            event("c", "complaint.judged_malicious", at="2026-01-02T11:00:00Z")]
+    if batch:
+        assert events.ingest_many(conn, raws).accepted == 2
+    else:
+        for raw in raws:
+            ingest(conn, raw)
+    frozen = events.get(conn, "b")["outcome"]
+    assert (frozen["points"], frozen["growth"], frozen["tier"]) == (0, 0, "member")
+    assert rule(frozen, "order") == {"rule": "order", "status": "skipped",
+                                     "reason": "the member is frozen: it earns nothing until it is unfrozen"}
+    assert events.get(conn, "c")["outcome"]["points"] == -20
+    assert (queries.balance(conn, "m-1")["available"], growth.lifetime(conn, "m-1")) == (30, 50)
+    members.change_status(conn, "m-1", "unfreeze", reason="cleared", actor="t")
+    assert ingest(conn, event("d", order_id="o3", amount=70, at="2026-01-03T10:00:00Z"))["points"] == 70
+    assert growth.lifetime(conn, "m-1") == 120
