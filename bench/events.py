@@ -117,6 +117,14 @@ WRITTEN = ("events", "members", "ledger_transactions", "ledger_postings", "ledge
            "tier_changes")
 
 
+def least_rows_floor(url: str, n: int, seconds: float) -> dict[str, Any]:
+    """The indexed floor of LEAST_ROWS: what any engine keeping the contract's records would pay here."""
+    counts = row_counts(url, LEAST_ROWS)
+    spent = raw_floor(url, n, counts, "least_", indexed=True, only=LEAST_ROWS)
+    return {"least_rows_written": sum(counts.values()), "least_rows_indexed_seconds": round(spent, 2),
+            "least_rows_events_per_second": round(n / spent), "import_time_vs_least_rows": round(seconds / spent, 2)}
+
+
 def raw_floors(url: str, n: int, counts: dict[str, int], seconds: float) -> dict[str, Any]:
     """Two floors for the data the import left (the first `counts[table]` rows of each table, in the
     order written): the driver's executemany of every row into twin tables with no index at all (the
@@ -132,9 +140,22 @@ def raw_floors(url: str, n: int, counts: dict[str, int], seconds: float) -> dict
             "import_time_vs_raw": round(seconds / bare, 2), "import_time_vs_raw_indexed": round(seconds / indexed, 2)}
 
 
-def row_counts(url: str) -> dict[str, int]:
+# The fewest rows the contract lets an event of the bench's history leave: the event, one ledger
+# transaction with its two postings (the member's credit and the program's debit) and one lot, whatever
+# the number of rules that paid; one growth entry; the order (refunds need it); no usage rows (the
+# bench's rules have no limits). The import keeps a transaction and a lot per rule, and a usage row
+# per award (a limit added by a later version counts them): this floor is what dropping all of that
+# would leave the database to do.
+LEAST_ROWS = {"ledger_transactions": "rule_key = 'order'",
+              "ledger_postings": "transaction_id IN (SELECT id FROM ledger_transactions WHERE rule_key = 'order')",
+              "ledger_lots": "rule_key = 'order'", "rule_awards": "1 = 0"}
+
+
+def row_counts(url: str, only: dict[str, str] | None = None) -> dict[str, int]:
+    """Rows of each table the import writes (with `only`, those its filter of the table keeps)."""
     with get_engine(url).connect() as conn:
-        return {t: int(conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()) for t in WRITTEN}
+        return {t: int(conn.exec_driver_sql(f"SELECT count(*) FROM {t} WHERE {(only or {}).get(t, '1 = 1')}"
+                                            ).scalar_one()) for t in WRITTEN}
 
 
 def _twin(conn: Any, table: str, name: str, *, postgres: bool, indexed: bool) -> None:
@@ -154,10 +175,12 @@ def _twin(conn: Any, table: str, name: str, *, postgres: bool, indexed: bool) ->
                                             rf"CREATE \1INDEX {name}_\2 ON {name} ", sql))
 
 
-def raw_floor(url: str, n: int, counts: dict[str, int], prefix: str, *, indexed: bool, write: bool = True) -> float:
-    """Seconds of executemany of every row the import left into twins named `prefix` + table. Rows are
-    read back in step (streamed, untimed, in the order they were written) so memory stays flat.
-    `write=False` does all of it but the inserts (bench/instructions.py counts the difference)."""
+def raw_floor(url: str, n: int, counts: dict[str, int], prefix: str, *, indexed: bool, write: bool = True,
+              only: dict[str, str] | None = None) -> float:
+    """Seconds of executemany of every row the import left (with `only`, the rows its filter of each
+    table keeps) into twins named `prefix` + table. Rows are read back in step (streamed, untimed, in
+    the order they were written) so memory stays flat. `write=False` does all of it but the inserts
+    (bench/instructions.py counts the difference)."""
     engine = get_engine(url)
     postgres = engine.dialect.name == "postgresql"
     batches = max(n // 1000, 1)
@@ -185,7 +208,7 @@ def raw_floor(url: str, n: int, counts: dict[str, int], prefix: str, *, indexed:
         cursors = {}
         for t in WRITTEN:
             cursors[t] = reader.cursor(name=f"read_{t}") if postgres else reader.cursor()
-            cursors[t].execute(f"SELECT * FROM {t}")
+            cursors[t].execute(f"SELECT * FROM {t} WHERE {(only or {}).get(t, '1 = 1')}")
         width = {t: len(cursors[t].description or ()) for t in WRITTEN}
         mark = "%s" if postgres else "?"
         for _ in range(batches):
@@ -356,6 +379,8 @@ def main() -> None:
     parser.add_argument("--http-seconds", type=float, default=10)
     parser.add_argument("--client", choices=["python", "wrk"], default="python",
                         help="the load generator of the single-request figures (see `load`)")
+    parser.add_argument("--least-rows", action="store_true",
+                        help="also the indexed floor of the fewest rows the contract allows (LEAST_ROWS)")
     args = parser.parse_args()
     results = []
     for backend in args.backends.split(","):
@@ -365,6 +390,8 @@ def main() -> None:
             http = bench_http(url, args.http_seconds, args.events, client=args.client)
             results.append({"backend": backend, **imported,
                             **raw_floors(url, args.events, counts, imported["import_seconds"]), **http})
+            if args.least_rows:
+                results[-1].update(least_rows_floor(url, args.events, imported["import_seconds"]))
             if backend == "postgresql":  # the same file by two worker processes, into a database of its own
                 with scratch_database(backend) as url2:
                     two = bench_import(url2, args.events, Path(tmp), workers=2)

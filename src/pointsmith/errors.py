@@ -74,6 +74,10 @@ class ImportInterrupted(ImportStopped):
     errors: list[dict[str, Any]]
 
 
+class UnsupportedMediaType(DomainError):
+    code, status, title = "unsupported_media_type", 415, "Unsupported media type"
+
+
 class NoProgram(Conflict):
     code, title = "no_program", "No program published"
 

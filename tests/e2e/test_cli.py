@@ -110,6 +110,29 @@ def test_events_import_reports_rejects_by_line(cli: Cli) -> None:
     assert again["duplicate"] == 1
 
 
+def test_the_contract_example_imported_from_a_hand_made_file_gives_the_hand_calculation(cli: Cli) -> None:
+    example = (Path(__file__).resolve().parents[1] / "fixtures" / "contract_example.yaml").read_text()
+    cli.run("program", "apply", str(cli.write("example.yaml", example)), "--effective", "2026-01-01T00:00:00Z")
+    day = "2026-11-11T0{}:00:00Z"
+    path = cli.write("hand-made.ndjson", "".join(json.dumps(e) + "\n" for e in [
+        event("e1", member="h", at=day.format(1), order_id="o1", amount=120.50),   # x1: 120 points, 120 growth
+        event("e2", member="h", at=day.format(2), order_id="o2", amount=300),      # silver x1.25: 375; growth 80 (cap)
+        event("e3", member="h", at=day.format(3), order_id="o3", amount=5000),     # 6250 cut to 5000 - 495 = 4505
+        event("e4", member="h", at="2026-11-12T01:00:00Z", order_id="o4", amount=50),  # after the window: 0
+        event("e5", "complaint.judged_malicious", member="h", at="2026-11-12T02:00:00Z"),  # -200
+        event("e6", "order.refunded", member="h", at="2026-11-13T01:00:00Z", order_id="o2", amount=150),  # -187
+        event("e7", "order.refunded", member="h", at="2026-11-13T02:00:00Z", order_id="o2", amount=150),  # -188
+    ]))
+    assert cli.json("events", "import", str(path)) | {"workers": 1} == {
+        "accepted": 7, "duplicate": 0, "rejected": 0, "errors": [], "workers": 1}
+    member = cli.json("members", "show", "h")
+    assert member["points"]["available"] == 120 + 375 + 4505 - 200 - 187 - 188
+    assert (member["growth"]["lifetime"], member["tier"]) == (120 + 80 - 40 - 40, "silver")
+    totals = cli.json("report", "summary")["points"]
+    assert (totals["issued"], totals["reversed"]) == (120 + 375 + 4505, 200 + 187 + 188)
+    assert cli.run("ledger", "verify").returncode == 0
+
+
 def test_an_import_skips_a_byte_order_mark_and_rejects_only_the_lines_that_are_not_utf8(cli: Cli) -> None:
     good = [json.dumps(event(f"g{i}", member="a", order_id=f"o{i}", amount=5)) for i in range(2)]
     bad = b'{"id": "bad-\xff", "type": "login", "member_id": "a", "occurred_at": "2026-01-01T00:00:00Z"}'

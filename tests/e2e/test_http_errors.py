@@ -116,6 +116,24 @@ def test_bad_json_and_bad_bodies_are_422(server: Live) -> None:
     assert_problem(server.call("POST", "/v1/events", key=server.client, content=b"[1]"), 422, "validation_error")
 
 
+def test_an_event_body_declared_as_other_than_json_is_415_and_stores_nothing(server: Live) -> None:
+    event = {"id": "ct-" + new_id(), "type": "checkin", "member_id": new_id(), "occurred_at": "2026-01-01T00:00:00Z"}
+    for path, body in (("/v1/events", event), ("/v1/events/batch", {"events": [event]})):
+        for declared in ("application/x-www-form-urlencoded", "text/plain; charset=utf-8"):
+            refused = server.call("POST", path, key=server.client, content=json.dumps(body),
+                                  headers={"Content-Type": declared})
+            assert "application/json" in assert_problem(refused, 415, "unsupported_media_type")["detail"]
+        assert_problem(server.call("POST", path, content=json.dumps(body), headers={"Content-Type": "text/plain"}),
+                       401, "unauthorized")  # who asks comes first
+    assert_problem(server.call("GET", f"/v1/events/{event['id']}", key=server.client), 404, "not_found")
+    for declared in ("application/json; charset=utf-8", "application/cloudevents+json"):
+        sent = server.call("POST", "/v1/events", key=server.client, content=json.dumps(event),
+                           headers={"Content-Type": declared})
+        assert sent.status_code in (200, 201), sent.text
+    doc = server.call("GET", "/openapi.json").json()["paths"]
+    assert "415" in doc["/v1/events"]["post"]["responses"] and "415" in doc["/v1/events/batch"]["post"]["responses"]
+
+
 def test_a_body_past_the_routes_bound_is_413_whether_or_not_it_declares_its_length(server: Live) -> None:
     big = b"x" * (MAX_BODY + 1)
     for path in ("/v1/events", "/v1/members"):

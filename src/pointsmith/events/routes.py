@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from pointsmith.auth import service as auth
 from pointsmith.db import read_only
-from pointsmith.errors import DomainError, ValidationFailed
+from pointsmith.errors import DomainError, UnsupportedMediaType, ValidationFailed
 from pointsmith.events import service
 from pointsmith.events.group_commit import GroupCommitter
 from pointsmith.events.validation import parse_event, parse_line
@@ -42,6 +42,17 @@ def _body(schema: type[BaseModel]) -> dict[str, Any]:
         "schema": schema.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
 
+def _json_declared(content_type: str | None) -> None:
+    """The event routes read their body as JSON themselves (below): a body declared as something else
+    (a form, text) is refused as the app's other routes refuse it, not read as JSON regardless. No
+    Content-Type at all is taken as JSON."""
+    if not content_type:
+        return
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
+        raise UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json), not {kind!r}")
+
+
 def _parse(body: bytes) -> Any:
     # Parsed here, not by pydantic, so amounts arrive as exact Decimals.
     try:
@@ -55,18 +66,22 @@ def _parse(body: bytes) -> Any:
              response_model=dict[str, Any], responses={
                  200: {"description": "A duplicate: the stored outcome"},
                  409: {"description": "The id came before with another body (problem+json, `idempotency_conflict`)"},
+                 415: {"description": "A body declared as other than JSON (problem+json, `unsupported_media_type`)"},
                  422: {"description": "An invalid event (problem+json, `validation_error`)"}})
 async def post_event(request: Request) -> Response:
     # the app serves this path by `lane` (below); the route stays for the OpenAPI document and for
     # apps that mount the router themselves
-    return await ingest_one(request.app.state, request.headers.get("authorization"), request.body)
+    return await ingest_one(request.app.state, request.headers.get("authorization"),
+                            request.headers.get("content-type"), request.body)
 
 
-async def ingest_one(state: State, authorization: str | None, body: Callable[[], Awaitable[bytes]]) -> Response:
+async def ingest_one(state: State, authorization: str | None, content_type: str | None,
+                     body: Callable[[], Awaitable[bytes]]) -> Response:
     """`POST /v1/events`: the event and its key, handed to the group commit (`group_commit.py`), which
     checks the key."""
     token = auth.bearer_token(authorization)
     try:
+        _json_declared(content_type)
         event = parse_event(_parse(await body()))
     except DomainError:
         auth.permitted(auth.active_key(state.engine, token), auth.Scope.client)  # an unknown key: 401 before 422
@@ -93,10 +108,10 @@ async def lane(state: State, scope: Scope, receive: Receive, send: Send) -> None
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    authorization = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"),
-                         None)
+    headers = {name: value.decode("latin-1") for name, value in scope["headers"]
+               if name in (b"authorization", b"content-type")}
     try:
-        response = await ingest_one(state, authorization, body)
+        response = await ingest_one(state, headers.get(b"authorization"), headers.get(b"content-type"), body)
     except ClientDisconnect:
         return  # nobody to answer
     except Exception as e:
@@ -105,8 +120,10 @@ async def lane(state: State, scope: Scope, receive: Receive, send: Send) -> None
 
 
 @router.post("/batch", summary=f"Ingest up to {MAX_BATCH} events; rejects are reported one by one",
-             openapi_extra=_body(BatchIn), response_model=dict[str, Any])
+             openapi_extra=_body(BatchIn), response_model=dict[str, Any], responses={
+                 415: {"description": "A body declared as other than JSON (problem+json, `unsupported_media_type`)"}})
 async def post_batch(request: Request, engine: EngineDep, key: ClientKey) -> Response:
+    _json_declared(request.headers.get("content-type"))
     body = await run_in_threadpool(_parse, await request.body())  # up to 16 MiB: not on the event loop
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         raise ValidationFailed('the body must be {"events": [...]}')
