@@ -1,7 +1,7 @@
 """Event ingestion benchmark: NDJSON import, one event per HTTP request, and the batch route.
 
     python -m bench.events [--events 20000] [--backends sqlite,postgresql] [--http-seconds 10]
-                           [--client python|wrk]
+                           [--client python|wrk] [--least-rows]
 
 Import: `pointsmith events import` of a history of `order.paid` events in time
 order (5,000 members) under a program with two rules, in a child process whose
