@@ -1,14 +1,14 @@
 """Limit periods follow the program's calendar; awards are cut, never dropped."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pointsmith.rules.limits import Cut, Usage, apply_limits, period_bounds, refunded_shares
+from pointsmith.rules.limits import Cut, Usage, apply_limits, cooling, period_bounds, refunded_shares
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -69,3 +69,13 @@ def test_refunds_release_usage_by_what_they_take_back_and_never_less_than_before
         assert sum(shares) == int(sum(points) * refunded // whole)  # what the refund takes back in all
         assert all(b <= s <= p for b, s, p in zip(before, shares, points, strict=True))
         before = shares
+
+
+def test_a_cooldown_keeps_any_two_counted_awards_of_a_rule_apart_whichever_came_first() -> None:
+    hour = timedelta(hours=1)
+    awards = [(t(2026, 1, 1, 10), 1), (t(2026, 1, 1, 12), 0)]  # the second was refunded: it counts for nothing
+    assert cooling(awards, t(2026, 1, 1, 10, 59), hour) and cooling(awards, t(2026, 1, 1, 9, 1), hour)
+    assert not cooling(awards, t(2026, 1, 1, 11), hour)  # exactly the cooldown later
+    assert not cooling(awards, t(2026, 1, 1, 12, 30), hour) and not cooling(awards, t(2026, 1, 1, 10), None)
+    assert apply_limits(50, points_limits={}, times_limits={}, usage={}, budget_left=None,
+                        cooling=True) == Cut(0, "cooldown")

@@ -230,3 +230,15 @@ def test_thresholds_written_as_text_are_ordered_as_the_numbers_they_are_read_as(
     found = problems_of(SIMPLE_PROGRAM.replace("threshold: 100", "threshold: '100'") .replace(
         "    - {key: silver", "    - {key: gold, name: Gold, threshold: '300'}\n    - {key: silver"))
     assert found == ["tiers.levels[2].threshold: must be greater than 300"], found
+
+
+def test_a_cooldown_is_a_duration_kept_as_written_and_a_bad_one_is_a_problem_with_its_path() -> None:
+    with_cooldown = SIMPLE_PROGRAM + '  - {key: share, event: content.shared, points: 5, limits: {cooldown: "90m"}}\n'
+    program = load_program(with_cooldown)
+    assert program.rules[1].limits.cooldown == timedelta(minutes=90)
+    assert document(program)["rules"][1]["limits"]["cooldown"] == "90m"
+    assert validate_program(document(program), stored=True) == program  # the stored form reads back the same
+    assert "cooldown" not in document(load_program(SIMPLE_PROGRAM))["rules"][0]["limits"]  # checksums kept
+    for bad in ('"10 minutes"', "0", '"400d"'):
+        found = problems_of(with_cooldown.replace('"90m"', bad))
+        assert [p.split(":")[0] for p in found] == ["rules[1].limits.cooldown"], found

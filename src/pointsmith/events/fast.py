@@ -53,7 +53,7 @@ from pointsmith.program import service as programs
 from pointsmith.program.schema import Qualification
 from pointsmith.program.service import Version
 from pointsmith.rules.engine import Proposal, Tier, propose, withheld_while_frozen
-from pointsmith.rules.limits import Usage, apply_limits, local_day, period_bounds
+from pointsmith.rules.limits import Usage, apply_limits, cooling, local_day, period_bounds
 from pointsmith.rules.service import counts, settle
 from pointsmith.rules.tables import orders, rule_awards
 from pointsmith.tiers import service as tiers
@@ -211,11 +211,14 @@ def _apply(event: Event, version: Version | None, states: dict[str, _State], ord
     awards = []
     def limit(proposal: Proposal) -> tuple[int, str | None]:
         rule = proposal.rule
-        if not (rule.limits.points or rule.limits.times):
+        if not rule.limits.per_member:
             return proposal.points, None
-        usage = _usage(state.usage[rule.key], {*rule.limits.points, *rule.limits.times}, event, tz)
+        awards = state.usage[rule.key]
+        usage = _usage(awards, {*rule.limits.points, *rule.limits.times}, event, tz)
         cut = apply_limits(proposal.points, points_limits=rule.limits.points, times_limits=rule.limits.times,
-                           usage=usage, budget_left=None)
+                           usage=usage, budget_left=None,
+                           cooling=cooling(((a.occurred_at, a.counted) for a in awards), event.occurred_at,
+                                           rule.limits.cooldown))
         return cut.points, cut.limit
 
     for proposal in proposals:
@@ -362,12 +365,18 @@ def _usage_reads(conn: Connection, run: list[Event], timeline: list[programs.Ver
     """What the limited rules have awarded each member: the awards in reach of the run's limit periods,
     and one carried total per rule before them (what lifetime limits count: read only for those); each read answers
     (member, rule, award) triples."""
-    limited = {r.key: {*r.limits.points, *r.limits.times} for v in timeline for r in v.program.rules
-               if r.limits.points or r.limits.times}
+    limited: dict[str, set[str]] = {}  # each limited rule's periods, in any version
+    cooldowns = []
+    for v in timeline:
+        for r in v.program.rules:
+            if r.limits.per_member:
+                limited.setdefault(r.key, set()).update({*r.limits.points, *r.limits.times})
+            if r.limits.cooldown is not None:
+                cooldowns.append(r.limits.cooldown)
     if not limited:
         return []
     periods = set().union(*limited.values())
-    reach = max((_REACH[p] for p in periods if p != "lifetime"), default=timedelta(0))
+    reach = max([*(_REACH[p] for p in periods if p != "lifetime"), *cooldowns], default=timedelta(0))
     since: dict[str, datetime] = {}
     for event in run:
         if event.member_id in states:

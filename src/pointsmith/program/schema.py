@@ -7,12 +7,12 @@ of a file can be listed at once.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_serializer, field_validator
 
 Key = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 Amount = int | float | str  # a number or an expression, compiled in validation.py
@@ -146,10 +146,47 @@ class TiersConfig(Section):
 PeriodName = Literal["day", "week", "month", "year", "lifetime"]
 
 
+COOLDOWN = re.compile(r"([1-9][0-9]{0,8})([smhd])\Z")
+COOLDOWN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+LONGEST_COOLDOWN = timedelta(days=366)
+
+
 class RuleLimits(Section):
     points: dict[PeriodName, Annotated[int, Field(ge=1)]] = {}
     times: dict[PeriodName, Annotated[int, Field(ge=1)]] = {}
     budget: Annotated[int, Field(ge=1)] | None = None
+    # the least time between two awards of the rule to one member ("30s", "10m", "2h", "1d", or seconds)
+    # (left out of the stored document when not set: a program's checksum stays what it was before the key)
+    cooldown: Annotated[timedelta | None, Field(exclude_if=lambda v: v is None)] = None
+
+    @field_validator("cooldown", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        if v is None or isinstance(v, timedelta):
+            return v
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            seconds = v
+        elif isinstance(v, str) and (found := COOLDOWN.match(v.strip())):
+            seconds = int(found[1]) * COOLDOWN_UNITS[found[2]]
+        else:
+            raise ValueError('a duration such as "30s", "10m", "2h" or "1d", or a whole number of seconds above 0')
+        if seconds > LONGEST_COOLDOWN.total_seconds():
+            raise ValueError("at most 366 days")
+        return timedelta(seconds=seconds)
+
+    @field_serializer("cooldown")
+    def _written(self, v: timedelta | None) -> str | None:
+        """As a program file writes it (the stored document is read back by `_duration`)."""
+        if v is None:
+            return None
+        seconds = int(v.total_seconds())
+        unit = next(u for u in "dhms" if seconds % COOLDOWN_UNITS[u] == 0)
+        return f"{seconds // COOLDOWN_UNITS[unit]}{unit}"
+
+    @property
+    def per_member(self) -> bool:
+        """Whether a per-member limit applies: what the rule gave each member must be counted."""
+        return bool(self.points or self.times or self.cooldown)
 
 
 class ActiveWindow(Section):

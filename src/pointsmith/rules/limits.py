@@ -1,7 +1,7 @@
 """Limit periods in the program's time zone, and cutting an award to what its limits allow (pure)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -52,12 +52,15 @@ class Usage:
 @dataclass(frozen=True)
 class Cut:
     points: int
-    limit: str | None  # which limit cut it, e.g. "points.day", "times.day", "budget"
+    limit: str | None  # which limit cut it, e.g. "points.day", "times.day", "budget", "cooldown"
 
 
 def apply_limits(points: int, *, points_limits: Mapping[Any, int], times_limits: Mapping[Any, int],
-                 usage: Mapping[str, Usage], budget_left: int | None) -> Cut:
-    """Cut `points` (≥ 0) to what every limit allows; the first limit that bites is named."""
+                 usage: Mapping[str, Usage], budget_left: int | None, cooling: bool = False) -> Cut:
+    """Cut `points` (≥ 0) to what every limit allows; the first limit that bites is named. `cooling`:
+    the rule's cooldown has not passed since (or until) another counted award to the member."""
+    if cooling:
+        return Cut(0, "cooldown")
     for period, most in times_limits.items():
         if usage[period].times >= most:
             return Cut(0, f"times.{period}")
@@ -93,3 +96,10 @@ def refunded_shares(awards: list[tuple[int, int]], refunded: Decimal, amount: De
             shares[i] += extra
             rest -= extra
     return shares
+
+
+def cooling(awards: Iterable[tuple[datetime, int]], at: datetime, cooldown: timedelta | None) -> bool:
+    """Whether an award at `at` falls within `cooldown` of one of the member's counted awards of the rule
+    ((time, counted) pairs): either side, so no two awards of the rule to one member are closer than
+    the cooldown, whatever order their events arrive in."""
+    return cooldown is not None and any(counted and abs(t - at) < cooldown for t, counted in awards)

@@ -8,6 +8,7 @@ that limits count, net of refunds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from pointsmith.program import service as programs
 from pointsmith.program.schema import Program, Rule
 from pointsmith.program.service import Version
 from pointsmith.rules.engine import Proposal, Tier, propose, withheld_while_frozen
-from pointsmith.rules.limits import Usage, apply_limits, period_bounds, refunded_shares, share
+from pointsmith.rules.limits import Usage, apply_limits, cooling, period_bounds, refunded_shares, share
 from pointsmith.rules.tables import orders, rule_awards, rule_budgets
 from pointsmith.tiers import service as tiers
 
@@ -124,17 +125,19 @@ def explain(p: Proposal) -> dict[str, Any]:
 def _limit(conn: Connection, program: Program, p: Proposal, member_id: str, event: Event, tz: ZoneInfo
            ) -> tuple[int, str | None]:
     limits = p.rule.limits
-    if not (limits.points or limits.times or limits.budget):
+    if not (limits.per_member or limits.budget):
         return p.points, None
     usage = _usage(conn, member_id, p.rule.key, {*limits.points, *limits.times}, event, tz)
+    hot = _cooling(conn, member_id, p.rule.key, event, limits.cooldown)
     if p.points < 0:  # a deduction: only how often it may happen is limited
-        cut = apply_limits(0, points_limits={}, times_limits=limits.times, usage=usage, budget_left=None)
+        cut = apply_limits(0, points_limits={}, times_limits=limits.times, usage=usage, budget_left=None,
+                           cooling=hot)
         return (0, cut.limit) if cut.limit else (p.points, None)
     budget_left = None
-    if limits.budget is not None:
+    if limits.budget is not None and not hot:
         budget_left = limits.budget - _budget_used(conn, p.rule.key)
     cut = apply_limits(p.points, points_limits=limits.points, times_limits=limits.times, usage=usage,
-                       budget_left=budget_left)
+                       budget_left=budget_left, cooling=hot)
     if limits.budget is not None and cut.points > 0:
         conn.execute(rule_budgets.update().where(rule_budgets.c.rule_key == p.rule.key)
                      .values(used=rule_budgets.c.used + cut.points))
@@ -159,6 +162,16 @@ def _usage(conn: Connection, member_id: str, rule_key: str, periods: set[str], e
     row = conn.execute(sa.select(*columns).where(a.member_id == member_id, a.rule_key == rule_key,
                                                  a.occurred_at >= earliest)).one()
     return {p: Usage(int(row[2 * i]), int(row[2 * i + 1])) for i, p in enumerate(order)}
+
+
+def _cooling(conn: Connection, member_id: str, rule_key: str, event: Event, cooldown: timedelta | None) -> bool:
+    """Whether another counted award of the rule to the member lies within the cooldown of this event."""
+    if cooldown is None:
+        return False
+    near = conn.execute(sa.select(a.occurred_at, a.counted).where(
+        a.member_id == member_id, a.rule_key == rule_key, a.counted > 0,
+        a.occurred_at > event.occurred_at - cooldown, a.occurred_at < event.occurred_at + cooldown).limit(1)).all()
+    return cooling([(clock.ensure_utc(t), counted) for t, counted in near], event.occurred_at, cooldown)
 
 
 def _budget_used(conn: Connection, rule_key: str) -> int:

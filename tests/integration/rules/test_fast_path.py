@@ -110,6 +110,23 @@ def test_backdated_events_in_small_batches_end_as_one_at_a_time(engine: Any) -> 
     assert batched["outcomes"] == single["outcomes"]
 
 
+def test_a_cooldown_cuts_the_same_awards_in_small_late_batches_as_one_at_a_time(engine: Any) -> None:
+    """A cooldown looks both ways in time: a late event is cut by an award that came before it in the
+    file but after it in time, and a batch must find that award in the window it reads."""
+    cooled = TIERED.replace("times: {week: 6}", 'times: {week: 6}, cooldown: "9d"')  # past a week's reach
+    rng = random.Random(3)
+    raws = history(seed=9)
+    order = sorted(range(len(raws)), key=lambda i: i + rng.uniform(0, 15))
+    raws = [raws[i] for i in order]
+    batched, single = ingest_both_ways(engine, cooled, raws, iter(lambda: rng.randint(1, 12), 0))
+    cut = [e for e, o in single["outcomes"].items() if any(r.get("cut_by") == "cooldown" for r in o["rules"])]
+    assert len(cut) >= 3, cut
+    assert batched["codes"] == single["codes"]
+    assert batched["outcomes"] == single["outcomes"]
+    assert batched["history"] == single["history"]
+    assert batched["members"] == single["members"]
+
+
 def test_a_tier_policy_that_reads_whole_histories_ends_as_one_at_a_time(engine: Any) -> None:
     """Under a period policy a batch reads each member's whole growth history, not a window of it."""
     periodic = TIERED.replace("qualification: lifetime", "qualification: period\n  period: quarter")

@@ -327,3 +327,26 @@ def test_a_frozen_member_earns_nothing_until_unfrozen_but_a_deduction_still_appl
     members.change_status(conn, "m-1", "unfreeze", reason="cleared", actor="t")
     assert ingest(conn, event("d", order_id="o3", amount=70, at="2026-01-03T10:00:00Z"))["points"] == 70
     assert growth.lifetime(conn, "m-1") == 120
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_cooldown_cuts_an_award_too_near_another_and_a_refunded_one_no_longer_counts(conn: Connection,
+                                                                                      batch: bool) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace('growth: "floor(event.amount)"}', 'growth: "floor(event.amount)", '
+                                         'limits: {cooldown: "1h"}}'))
+    raws = [event("a", order_id="o1", amount=10, at="2026-01-01T10:00:00Z"),
+            event("b", order_id="o2", amount=20, at="2026-01-01T10:30:00Z"),   # 30 min after a: cut
+            event("c", order_id="o3", amount=30, at="2026-01-01T11:00:00Z"),   # an hour after a: awarded
+            event("d", order_id="o4", amount=40, at="2026-01-01T09:30:00Z"),   # late, 30 min before a: cut
+            event("e", "order.refunded", order_id="o3", amount=30, at="2026-01-01T11:10:00Z"),
+            event("f", order_id="o5", amount=50, at="2026-01-01T11:30:00Z")]   # c was refunded: awarded
+    if batch:
+        assert events.ingest_many(conn, raws).accepted == 6
+    else:
+        for raw in raws:
+            ingest(conn, raw)
+    outcomes = {e: events.get(conn, e)["outcome"] for e in "abcdf"}
+    assert {e: o["points"] for e, o in outcomes.items()} == {"a": 10, "b": 0, "c": 30, "d": 0, "f": 50}
+    assert rule(outcomes["b"], "order")["cut_by"] == rule(outcomes["d"], "order")["cut_by"] == "cooldown"
+    assert outcomes["b"]["growth"] == 20  # a limit cuts points only; growth has its own daily cap
+    assert queries.balance(conn, "m-1")["available"] == 10 + 50
