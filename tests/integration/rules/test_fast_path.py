@@ -191,3 +191,27 @@ def test_a_batch_judges_each_member_by_the_program_in_force_at_their_own_latest_
             transaction.rollback()
     assert [c["to"] for c in out[1][0]["a"]] == ["silver"]
     assert out[0] == out[1]
+
+
+def test_a_late_event_meets_the_limits_of_the_version_in_force_then_though_a_later_version_changed_them(
+        engine: Any) -> None:
+    """A bonus once a lifetime under the first version, five a day under the second: a late event under
+    the first must count the member's whole past (what a lifetime limit counts), not only the window
+    the second version's day limit would need."""
+    once = SIMPLE_PROGRAM + "  - {key: bonus, event: checkin, points: 7, limits: {times: {lifetime: 1}}}\n"
+    raws = [{"id": f"k{i}", "type": "checkin", "member_id": "a", "occurred_at": at}
+            for i, at in enumerate(["2025-02-01T00:00:00Z", "2025-06-01T00:00:00Z"])]
+    out = []
+    for batch in (True, False):
+        with engine.connect() as conn, conn.begin() as transaction:
+            publish(conn, once, effective_at=datetime(2025, 1, 1, tzinfo=UTC))
+            publish(conn, once.replace("lifetime: 1", "day: 5"), effective_at=datetime(2026, 1, 1, tzinfo=UTC))
+            for raw in raws:  # each event a batch of its own: the second one's window starts late
+                if batch:
+                    assert not events.ingest_many(conn, [raw]).errors
+                else:
+                    events.ingest(conn, parse_event(raw))
+            out.append([events.get(conn, raw["id"])["outcome"]["points"] for raw in raws])
+            transaction.rollback()
+    assert out[1] == [7, 0]
+    assert out[0] == out[1]
