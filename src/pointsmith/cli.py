@@ -153,6 +153,10 @@ def main() -> None:
         typer.echo(f"error: database URL: {e}", err=True)
         sys.exit(1)
     except typer.TyperException as e:  # a usage error (Typer's Click exceptions): one line, and where help is
+        if type(e).__name__ == "NoArgsIsHelpError":  # a bare command: its help, as Typer shows it (rich_utils)
+            if help_text := e.format_message():  # (rich has printed it already)
+                typer.echo(help_text, err=True)
+            sys.exit(e.exit_code)
         context = getattr(e, "ctx", None)
         hint = f" (see `{context.command_path} --help`)" if context is not None else ""
         typer.echo(f"error: {' '.join(e.format_message().split())}{hint}", err=True)

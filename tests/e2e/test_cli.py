@@ -48,6 +48,9 @@ def test_a_usage_error_is_one_line_that_says_where_help_is(cli: Cli) -> None:
         r = cli.run(*args, check=False)
         assert r.returncode == 2 and r.stderr.startswith("error: ") and said in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
+    bare = cli.run("members", check=False)  # a command group alone: its help, as before
+    assert bare.returncode == 2 and "Usage: pointsmith members" in bare.stdout + bare.stderr
+    assert "error" not in bare.stderr
 
 
 def test_an_invalid_program_lists_every_problem_and_leaves_the_active_version(cli: Cli) -> None:

@@ -130,6 +130,13 @@ def test_an_event_body_declared_as_other_than_json_is_415_and_stores_nothing(ser
         sent = server.call("POST", "/v1/events", key=server.client, content=json.dumps(event),
                            headers={"Content-Type": declared})
         assert sent.status_code in (200, 201), sent.text
+    for first, status in (("text/plain", 415), ("application/json", None)):  # a repeated header: its first
+        for path, body in (("/v1/events", {**event, "id": f"{event['id']}-{first}"}), ("/v1/events/batch",
+                                                                                       {"events": [event]})):
+            sent = server.http.post(server.base + path, content=json.dumps(body), headers=[
+                ("Authorization", f"Bearer {server.client}"), ("Content-Type", first),
+                ("Content-Type", "text/plain" if status is None else "application/json")])
+            assert sent.status_code == status if status else sent.status_code in (200, 201), (path, sent.text)
     doc = server.call("GET", "/openapi.json").json()["paths"]
     assert "415" in doc["/v1/events"]["post"]["responses"] and "415" in doc["/v1/events/batch"]["post"]["responses"]
 

@@ -108,8 +108,10 @@ async def lane(state: State, scope: Scope, receive: Receive, send: Send) -> None
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    headers = {name: value.decode("latin-1") for name, value in scope["headers"]
-               if name in (b"authorization", b"content-type")}
+    headers: dict[bytes, str] = {}
+    for name, value in scope["headers"]:  # the first of a repeated header, as Starlette's `headers.get`
+        if name in (b"authorization", b"content-type"):
+            headers.setdefault(name, value.decode("latin-1"))
     try:
         response = await ingest_one(state, headers.get(b"authorization"), headers.get(b"content-type"), body)
     except ClientDisconnect:
