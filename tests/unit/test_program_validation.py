@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from pointsmith.errors import InvalidProgram
+from pointsmith.program.schema import RuleLimits
 from pointsmith.program.validation import document, load_program, validate_program
 from tests.factories import SIMPLE_PROGRAM
 
@@ -242,3 +244,8 @@ def test_a_cooldown_is_a_duration_kept_as_written_and_a_bad_one_is_a_problem_wit
     for bad in ('"10 minutes"', "0", '"400d"'):
         found = problems_of(with_cooldown.replace('"90m"', bad))
         assert [p.split(":")[0] for p in found] == ["rules[1].limits.cooldown"], found
+    assert problems_of(with_cooldown.replace('"90m"', '"10 minutes"')) == [
+        'rules[1].limits.cooldown: a duration such as "30s", "10m", "2h" or "1d", or a whole number of seconds above 0']
+    for odd in (timedelta(0), timedelta(days=400), timedelta(seconds=90.5)):  # from Python: held to the same
+        with pytest.raises(ValidationError):
+            RuleLimits(cooldown=odd)

@@ -362,39 +362,48 @@ _REACH = {"day": timedelta(days=2), "week": timedelta(days=8), "month": timedelt
 
 def _usage_reads(conn: Connection, run: list[Event], timeline: list[programs.Version],
                  states: dict[str, _State]) -> list[Read]:
-    """What the limited rules have awarded each member: the awards in reach of the run's limit periods,
-    and one carried total per rule before them (what lifetime limits count: read only for those); each read answers
-    (member, rule, award) triples."""
-    limited: dict[str, set[str]] = {}  # each limited rule's periods, in any version
-    cooldowns = []
+    """What the limited rules have awarded each member: the awards in reach of each rule's limit periods
+    and cooldown, and one carried total per rule before them (what lifetime limits count: read only for
+    those); each read answers (member, rule, award) triples. Rules are read in groups of equal reach, so
+    a long cooldown or a yearly limit of one rule does not make every other rule's read reach as far."""
+    reach_of: dict[str, timedelta] = {}  # each limited rule's reach, the longest of any version
+    lifetime: set[str] = set()
     for v in timeline:
         for r in v.program.rules:
             if r.limits.per_member:
-                limited.setdefault(r.key, set()).update({*r.limits.points, *r.limits.times})
-            if r.limits.cooldown is not None:
-                cooldowns.append(r.limits.cooldown)
-    if not limited:
-        return []
-    periods = set().union(*limited.values())
-    reach = max([*(_REACH[p] for p in periods if p != "lifetime"), *cooldowns], default=timedelta(0))
-    since: dict[str, datetime] = {}
+                periods = {*r.limits.points, *r.limits.times}
+                own = [_REACH[p] for p in periods if p != "lifetime"] + [r.limits.cooldown or timedelta(0)]
+                reach_of[r.key] = max(reach_of.get(r.key, timedelta(0)), *own)
+                if "lifetime" in periods:
+                    lifetime.add(r.key)
+    groups: dict[timedelta, list[str]] = defaultdict(list)
+    for key, reach in sorted(reach_of.items()):
+        groups[reach].append(key)
+    earliest: dict[str, datetime] = {}
     for event in run:
         if event.member_id in states:
-            start = event.occurred_at - reach
-            since[event.member_id] = min(start, since.get(event.member_id, start))
+            earliest[event.member_id] = min(event.occurred_at, earliest.get(event.member_id, event.occurred_at))
+    return [read for reach, keys in groups.items()
+            for read in _awards_reads(conn, {m: t - reach for m, t in earliest.items()}, keys,
+                                      carry=not lifetime.isdisjoint(keys))]
+
+
+def _awards_reads(conn: Connection, since: dict[str, datetime], keys: list[str], *, carry: bool) -> list[Read]:
+    """The awards of these rules to each member from `since[member]` on, after (`carry`) one total per
+    member and rule of every award before."""
     bounds, params = member_bounds(conn, since)
-    keys, key_params = driver_in(conn, sorted(limited))
+    match, key_params = driver_in(conn, keys)
     params += key_params  # in the order the placeholders appear: the bounds' first
     net = "CASE WHEN a.points > 0 THEN a.points - a.points_refunded ELSE 0 END"
     window = Read(f"SELECT a.member_id, a.rule_key, a.occurred_at, {net}, a.counted FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
-                  f" ON a.member_id = b.member_id AND a.occurred_at >= b.since AND a.rule_key {keys}", params,
+                  f" ON a.member_id = b.member_id AND a.occurred_at >= b.since AND a.rule_key {match}", params,
                   lambda cursor: [(m, rule, _Award(time_from_driver(t), int(points), int(counted)))
                                   for m, rule, t, points, counted in cursor.fetchall()])
-    if "lifetime" not in periods:  # every period lies in the window: what came before counts for none
+    if not carry:  # every period lies in the window: what came before counts for none
         return [window]
     return [
         Read(f"SELECT a.member_id, a.rule_key, SUM({net}), SUM(a.counted) FROM {bounds} b JOIN rule_awards a"  # noqa: S608 (fixed SQL; values are bound)
-             f" ON a.member_id = b.member_id AND a.occurred_at < b.since AND a.rule_key {keys}"
+             f" ON a.member_id = b.member_id AND a.occurred_at < b.since AND a.rule_key {match}"
              " GROUP BY a.member_id, a.rule_key", params,
              lambda cursor: [(m, rule, _Award(since[m] - growth.CARRY, int(points), int(counted)))
                              for m, rule, points, counted in cursor.fetchall()]),

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_serializer, field_validator
+from pydantic_core import PydanticCustomError
 
 Key = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 Amount = int | float | str  # a number or an expression, compiled in validation.py
@@ -162,17 +163,22 @@ class RuleLimits(Section):
     @field_validator("cooldown", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
-        if v is None or isinstance(v, timedelta):
+        if v is None:
             return v
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        if isinstance(v, timedelta):  # from Python: held to what a file may say
+            seconds = v.total_seconds()
+        elif isinstance(v, int) and not isinstance(v, bool):
             seconds = v
         elif isinstance(v, str) and (found := COOLDOWN.match(v.strip())):
             seconds = int(found[1]) * COOLDOWN_UNITS[found[2]]
         else:
-            raise ValueError('a duration such as "30s", "10m", "2h" or "1d", or a whole number of seconds above 0')
+            seconds = 0
+        if seconds <= 0 or seconds != int(seconds):
+            raise PydanticCustomError("cooldown", 'a duration such as "30s", "10m", "2h" or "1d", or a whole '
+                                                  "number of seconds above 0")
         if seconds > LONGEST_COOLDOWN.total_seconds():
-            raise ValueError("at most 366 days")
-        return timedelta(seconds=seconds)
+            raise PydanticCustomError("cooldown", "at most 366 days")
+        return timedelta(seconds=int(seconds))
 
     @field_serializer("cooldown")
     def _written(self, v: timedelta | None) -> str | None:

@@ -350,3 +350,21 @@ def test_a_cooldown_cuts_an_award_too_near_another_and_a_refunded_one_no_longer_
     assert rule(outcomes["b"], "order")["cut_by"] == rule(outcomes["d"], "order")["cut_by"] == "cooldown"
     assert outcomes["b"]["growth"] == 20  # a limit cuts points only; growth has its own daily cap
     assert queries.balance(conn, "m-1")["available"] == 10 + 50
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_deduction_with_a_cooldown_takes_once_within_it(conn: Connection, batch: bool) -> None:
+    publish(conn, SIMPLE_PROGRAM + '  - {key: spam, event: complaint.judged_malicious, points: -30,'
+                                   ' limits: {cooldown: "1d"}}\n')
+    raws = [event("o", order_id="o1", amount=500),
+            *(event(f"c{i}", "complaint.judged_malicious", at=at) for i, at in enumerate(
+                ["2026-01-02T09:00:00Z", "2026-01-02T20:00:00Z", "2026-01-03T09:00:00Z"]))]
+    if batch:
+        assert events.ingest_many(conn, raws).accepted == 4
+    else:
+        for raw in raws:
+            ingest(conn, raw)
+    taken = [events.get(conn, f"c{i}")["outcome"] for i in range(3)]
+    assert [o["points"] for o in taken] == [-30, 0, -30]
+    assert rule(taken[1], "spam")["cut_by"] == "cooldown"
+    assert queries.balance(conn, "m-1")["available"] == 500 - 60
