@@ -80,7 +80,7 @@ class _State:
     member: Member
     created: bool = False     # created by this run (its first accepted event says so)
     announced: bool = False
-    history: list[tuple[datetime, int, bool]] = field(default_factory=list)  # (time, growth, is an earn)
+    history: growth.Window = field(default_factory=list)  # (time, growth, kind, reference), as growth.windows
     override: tuple[str, datetime, datetime] | None = None  # an admin's tier: (tier, from, until)
     tier_state: dict[str, Any] | None = None  # the stored tier state (tiers.states), if any
     usage: dict[str, list[_Award]] = field(default_factory=lambda: defaultdict(list))
@@ -170,7 +170,7 @@ def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_ro
     for version, grown in by_version.values():
         # the states hold each member's history (or its window), this run's growth included
         tiers.refresh(conn, version.program, grown, until,
-                      histories={m: [(t, g) for t, g, _ in states[m].history] for m in grown},
+                      histories={m: [(t, g) for t, g, _, _ in states[m].history] for m in grown},
                       since={m: window[m] for m in grown} if window is not None else None,
                       stored={m: row for m in grown if (row := states[m].tier_state) is not None})
 
@@ -196,7 +196,7 @@ def _apply(event: Event, version: Version | None, states: dict[str, _State], ord
         return {**outcome, "rules": [], "points": 0, "growth": 0, "note": "no program was in force at occurred_at"}
     program = version.program
     tz = ZoneInfo(program.program.timezone)
-    history = [(t, g) for t, g, _ in state.history if t <= event.occurred_at]
+    history = [(t, g) for t, g, _, _ in state.history if t <= event.occurred_at]
     level = tiers.level_at(program, history, event.occurred_at, state.override)
     proposals = propose(program, event, state.member.expression_names(), Tier(level.key, level.multiplier))
     if state.member.status is Status.frozen:
@@ -239,7 +239,7 @@ def _apply(event: Event, version: Version | None, states: dict[str, _State], ord
             rows["growth"].append({"member_id": event.member_id, "amount": grown, "effective_at": event.occurred_at,
                                    "kind": "earn", "event_id": event.id, "rule_key": rule.key,
                                    "reference": order_id})
-            state.history.append((event.occurred_at, grown, True))
+            state.history.append((event.occurred_at, grown, "earn", order_id))
         rows["awards"].append({"member_id": event.member_id, "event_id": event.id, "rule_key": rule.key,
                                "program_version": version.version, "occurred_at": event.occurred_at,
                                "order_id": order_id, "points": points, "growth": grown, "points_refunded": 0,
@@ -276,7 +276,7 @@ def _growth_room(cap: int | None, state: _State, at: datetime, tz: ZoneInfo) -> 
     if cap is None:
         return None
     start, end = local_day(at, tz)
-    gained = sum(g for t, g, earn in state.history if earn and g > 0 and start <= t < end)
+    gained = growth.net_gained_in_day(state.history, at, start, end)
     return max(cap - gained, 0)
 
 
@@ -313,7 +313,7 @@ def _load(conn: Connection, run: list[Event], timeline: list[programs.Version], 
     histories = next(answers) if growth_since is None else growth.windows_of(growth_since, next(answers),
                                                                              next(answers))
     for member_id, entries in histories.items():
-        states[member_id].history = [(t, amount, kind == "earn") for t, amount, kind in entries]
+        states[member_id].history = entries
     for member_id, row in tier_states.items():
         states[member_id].tier_state = row
         states[member_id].override = tiers.override_span(row)
@@ -327,13 +327,14 @@ def _histories_read(conn: Connection, known: list[str]) -> Read:
     """Whole growth histories (tier policies other than lifetime read everything), as `windows` gives them."""
     match, params = driver_in(conn, known)
 
-    def answer(cursor: Any) -> dict[str, list[tuple[datetime, int, str]]]:
-        out: dict[str, list[tuple[datetime, int, str]]] = defaultdict(list)
-        for member_id, t, amount, kind in cursor.fetchall():
-            out[member_id].append((time_from_driver(t), int(amount), kind))
+    def answer(cursor: Any) -> dict[str, growth.Window]:
+        out: dict[str, growth.Window] = defaultdict(list)
+        for member_id, t, amount, kind, reference in cursor.fetchall():
+            out[member_id].append((time_from_driver(t), int(amount), kind, reference))
         return out
 
-    return Read(f"SELECT member_id, effective_at, amount, kind FROM growth_entries WHERE member_id {match}"  # noqa: S608
+    return Read("SELECT member_id, effective_at, amount, kind, reference FROM growth_entries"  # noqa: S608
+                f" WHERE member_id {match}"
                 " ORDER BY member_id, effective_at, id", params, answer)
 
 

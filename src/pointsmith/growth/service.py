@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -57,12 +57,31 @@ def add_to_totals(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def gained_in_day(conn: Connection, member_id: str, at: datetime, tz: ZoneInfo) -> int:
-    """Growth gained (positive entries) on the local day of `at`: what the daily cap counts."""
+    """What the daily cap counts on the local day of `at`: growth gained that day (positive earn
+    entries), less what refunds dated by `at` have taken back of the orders that gained it (a refunded
+    order does not count against the cap, as it does not against the rules' limits)."""
     start, end = local_day(at, tz)
-    total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(g.amount), 0))
-                         .where(g.member_id == member_id, g.amount > 0, g.kind == "earn",
-                                g.effective_at >= start, g.effective_at < end)).scalar_one()
-    return int(total)
+    day = sa.and_(g.member_id == member_id, g.kind == "earn", g.effective_at >= start, g.effective_at < end)
+    gained = sa.select(sa.func.coalesce(sa.func.sum(g.amount), 0)).where(day, g.amount > 0).scalar_subquery()
+    back = sa.select(sa.func.coalesce(sa.func.sum(-g.amount), 0)).where(
+        g.member_id == member_id, g.kind == "refund", g.effective_at <= at,
+        g.reference.in_(sa.select(g.reference).where(day, g.reference.is_not(None)))).scalar_subquery()
+    return int(conn.execute(sa.select(gained - back)).scalar_one())
+
+
+def net_gained_in_day(entries: Iterable[tuple[datetime, int, str, str | None]], at: datetime,
+                      start: datetime, end: datetime) -> int:
+    """`gained_in_day` of entries in hand, (time, amount, kind, reference): the earns of [start, end)
+    less the refunds by `at` of the orders they were for."""
+    gained, orders = 0, set()
+    for t, amount, kind, reference in entries:
+        if kind == "earn" and amount > 0 and start <= t < end:
+            gained += amount
+            if reference is not None:
+                orders.add(reference)
+    back = sum(-amount for t, amount, kind, reference in entries
+               if kind == "refund" and t <= at and reference in orders) if orders else 0
+    return gained - back
 
 
 def lifetime(conn: Connection, member_id: str, *, at: datetime | None = None) -> int:
@@ -86,8 +105,11 @@ def histories(conn: Connection, member_ids: list[str]) -> dict[str, list[Entry]]
 CARRY = timedelta(microseconds=1)  # how far before a window's start its carried total is dated
 
 
-def windows(conn: Connection, since: Mapping[str, datetime]) -> dict[str, list[tuple[datetime, int, str]]]:
-    """Each member's growth entries (time, amount, kind) from `since[member]` on, after one entry of kind
+Window = list[tuple[datetime, int, str, str | None]]  # (time, amount, kind, reference) of growth entries
+
+
+def windows(conn: Connection, since: Mapping[str, datetime]) -> dict[str, Window]:
+    """Each member's growth entries (time, amount, kind, reference) from `since[member]` on, after one entry of kind
     "carry", dated just before, that holds the sum of everything earlier (if not nothing). That is all a
     lifetime tier and a daily cap need, and the carry is the member's total less the window's entries,
     so the work stays the same however long the member's history grows."""
@@ -103,22 +125,21 @@ def window_reads(conn: Connection, since: Mapping[str, datetime]) -> list[Read]:
     bounds, params = member_bounds(conn, since)
     return [Read(f"SELECT member_id, total FROM growth_totals WHERE member_id {match}", match_params,  # noqa: S608
                  rows_of),
-            Read(f"SELECT g.member_id, g.effective_at, g.amount, g.kind FROM {bounds} b JOIN growth_entries g"  # noqa: S608 (fixed SQL; values are bound)
-                 " ON g.member_id = b.member_id AND g.effective_at >= b.since"
+            Read("SELECT g.member_id, g.effective_at, g.amount, g.kind, g.reference"  # noqa: S608 (fixed SQL; values are bound)
+                 f" FROM {bounds} b JOIN growth_entries g ON g.member_id = b.member_id AND g.effective_at >= b.since"
                  " ORDER BY g.member_id, g.effective_at, g.id", params, rows_of)]
 
 
-def windows_of(since: Mapping[str, datetime], totals: list[Any], entries: list[Any]
-               ) -> dict[str, list[tuple[datetime, int, str]]]:
+def windows_of(since: Mapping[str, datetime], totals: list[Any], entries: list[Any]) -> dict[str, Window]:
     """`windows` from the answers of its reads."""
-    inside: dict[str, list[tuple[datetime, int, str]]] = defaultdict(list)
-    for member_id, t, amount, kind in entries:
-        inside[member_id].append((time_from_driver(t), int(amount), kind))
-    out: dict[str, list[tuple[datetime, int, str]]] = {}
+    inside: dict[str, Window] = defaultdict(list)
+    for member_id, t, amount, kind, reference in entries:
+        inside[member_id].append((time_from_driver(t), int(amount), kind, reference))
+    out: dict[str, Window] = {}
     for member_id, total in totals:
-        carried = int(total) - sum(amount for _, amount, _ in inside.get(member_id, ()))
+        carried = int(total) - sum(amount for _, amount, _, _ in inside.get(member_id, ()))
         if carried:
-            out[member_id] = [(since[member_id] - CARRY, carried, "carry")]
+            out[member_id] = [(since[member_id] - CARRY, carried, "carry", None)]
     for member_id, window in inside.items():
         out.setdefault(member_id, []).extend(window)
     return out

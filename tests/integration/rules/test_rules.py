@@ -368,3 +368,21 @@ def test_a_deduction_with_a_cooldown_takes_once_within_it(conn: Connection, batc
     assert [o["points"] for o in taken] == [-30, 0, -30]
     assert rule(taken[1], "spam")["cut_by"] == "cooldown"
     assert queries.balance(conn, "m-1")["available"] == 500 - 60
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_refunded_order_gives_its_growth_back_to_the_daily_cap_from_the_refund_on(conn: Connection,
+                                                                                    batch: bool) -> None:
+    publish(conn, SIMPLE_PROGRAM.replace("daily_cap: null", "daily_cap: 100"))
+    raws = [event("a", order_id="o1", amount=80, at="2026-01-01T09:00:00Z"),
+            event("b", order_id="o2", amount=50, at="2026-01-01T10:00:00Z"),             # 20 of 50: capped
+            event("r", "order.refunded", order_id="o1", amount=40, at="2026-01-01T11:00:00Z"),  # half: 40 back
+            event("c", order_id="o3", amount=60, at="2026-01-01T12:00:00Z"),             # room of 40
+            event("d", order_id="o4", amount=30, at="2026-01-01T10:30:00Z")]             # late, before the refund
+    if batch:
+        assert events.ingest_many(conn, raws).accepted == 5
+    else:
+        for raw in raws:
+            ingest(conn, raw)
+    assert {e: events.get(conn, e)["outcome"]["growth"] for e in "abcd"} == {"a": 80, "b": 20, "c": 40, "d": 0}
+    assert growth.lifetime(conn, "m-1") == 80 + 20 - 40 + 40
