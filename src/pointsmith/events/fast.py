@@ -213,11 +213,11 @@ def _apply(event: Event, version: Version | None, states: dict[str, _State], ord
         rule = proposal.rule
         if not rule.limits.per_member:
             return proposal.points, None
-        awards = state.usage[rule.key]
-        usage = _usage(awards, {*rule.limits.points, *rule.limits.times}, event, tz)
+        given = state.usage[rule.key]  # what the rule gave the member before
+        usage = _usage(given, {*rule.limits.points, *rule.limits.times}, event, tz)
         cut = apply_limits(proposal.points, points_limits=rule.limits.points, times_limits=rule.limits.times,
                            usage=usage, budget_left=None,
-                           cooling=cooling(((a.occurred_at, a.counted) for a in awards), event.occurred_at,
+                           cooling=cooling(((a.occurred_at, a.counted) for a in given), event.occurred_at,
                                            rule.limits.cooldown))
         return cut.points, cut.limit
 
