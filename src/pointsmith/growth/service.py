@@ -63,8 +63,8 @@ def gained_in_day(conn: Connection, member_id: str, at: datetime, tz: ZoneInfo) 
     start, end = local_day(at, tz)
     day = sa.and_(g.member_id == member_id, g.kind == "earn", g.effective_at >= start, g.effective_at < end)
     gained = sa.select(sa.func.coalesce(sa.func.sum(g.amount), 0)).where(day, g.amount > 0).scalar_subquery()
-    back = sa.select(sa.func.coalesce(sa.func.sum(-g.amount), 0)).where(
-        g.member_id == member_id, g.kind == "refund", g.effective_at <= at,
+    back = sa.select(sa.func.coalesce(sa.func.sum(-g.amount), 0)).where(  # (no refund precedes its order's day)
+        g.member_id == member_id, g.kind == "refund", g.effective_at >= start, g.effective_at <= at,
         g.reference.in_(sa.select(g.reference).where(day, g.reference.is_not(None)))).scalar_subquery()
     return int(conn.execute(sa.select(gained - back)).scalar_one())
 

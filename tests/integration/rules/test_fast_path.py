@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pointsmith import clock
 from pointsmith.events import service as events
 from pointsmith.events.tables import events as events_table
 from pointsmith.events.validation import parse_event
@@ -124,6 +126,48 @@ def test_a_cooldown_cuts_the_same_awards_in_small_late_batches_as_one_at_a_time(
     assert batched["codes"] == single["codes"]
     assert batched["outcomes"] == single["outcomes"]
     assert batched["history"] == single["history"]
+    assert batched["members"] == single["members"]
+
+
+def dense_history(seed: int, n: int = 70) -> list[dict[str, Any]]:
+    """Orders, check-ins and partial or whole refunds minutes to hours apart (several a local day, where
+    a refund gives growth back to its order's day), arriving up to ten events late."""
+    rng = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    paid: list[list[Any]] = []  # [member, order, amount not yet refunded]
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(n):
+        t += timedelta(minutes=rng.choice([0, 30, 120, 400, 900]))
+        member = rng.choice("abc")
+        kind = rng.choices(["order.paid", "checkin", "order.refunded"], [5, 2, 4])[0]
+        attrs: dict[str, Any] = {}
+        if kind == "order.paid":
+            attrs = {"order_id": f"o{i}", "amount": rng.randint(5, 200)}
+            paid.append([member, f"o{i}", attrs["amount"]])
+        elif kind == "order.refunded":
+            if not paid:
+                continue
+            order = rng.choice(paid)
+            member, amount = order[0], order[2] if rng.random() < 0.4 else rng.randint(1, order[2])
+            order[2] -= amount
+            if not order[2]:
+                paid.remove(order)
+            attrs = {"order_id": order[1], "amount": amount}
+        out.append({"id": f"d{i}", "type": kind, "member_id": member, "occurred_at": clock.iso(t),
+                    "attributes": attrs})
+    order_of = sorted(range(len(out)), key=lambda i: i + rng.uniform(0, 10))
+    return [out[i] for i in order_of]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_refunds_give_growth_back_to_the_daily_cap_alike_in_small_late_batches_and_one_at_a_time(
+        engine: Any, seed: int) -> None:
+    capped = SIMPLE_PROGRAM.replace("daily_cap: null", "daily_cap: 60").replace("timezone: UTC",
+                                                                                 "timezone: Asia/Kolkata")
+    rng = random.Random(seed)
+    batched, single = ingest_both_ways(engine, capped, dense_history(seed), iter(lambda: rng.randint(1, 6), 0))
+    assert batched["codes"] == single["codes"]
+    assert batched["outcomes"] == single["outcomes"]
     assert batched["members"] == single["members"]
 
 

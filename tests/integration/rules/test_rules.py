@@ -377,8 +377,8 @@ def test_a_refunded_order_gives_its_growth_back_to_the_daily_cap_from_the_refund
     raws = [event("a", order_id="o1", amount=80, at="2026-01-01T09:00:00Z"),
             event("b", order_id="o2", amount=50, at="2026-01-01T10:00:00Z"),             # 20 of 50: capped
             event("r", "order.refunded", order_id="o1", amount=40, at="2026-01-01T11:00:00Z"),  # half: 40 back
-            event("c", order_id="o3", amount=60, at="2026-01-01T12:00:00Z"),             # room of 40
-            event("d", order_id="o4", amount=30, at="2026-01-01T10:30:00Z")]             # late, before the refund
+            event("d", order_id="o4", amount=30, at="2026-01-01T10:30:00Z"),             # late, before the refund
+            event("c", order_id="o3", amount=60, at="2026-01-01T12:00:00Z")]             # room of 40
     if batch:
         assert events.ingest_many(conn, raws).accepted == 5
     else:
