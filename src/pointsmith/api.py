@@ -8,6 +8,7 @@
                           "attributes": {"order_id": "o-1", "amount": Decimal("120.50")}}])
     result.accepted, result.results            # each event: accepted, duplicate or rejected, with why
     api.event("evt-1")["outcome"]              # what every rule did
+    api.preview({...})["outcome"]["points"]    # what an event would earn, recording nothing
     api.member("m-1")["points"]["available"]   # as `pointsmith members show m-1 --json`
 
 Every function takes `db` (a database URL, as `--db`); without it, `POINTSMITH_DATABASE_URL`, else
@@ -28,19 +29,23 @@ from pointsmith.events import service as events
 from pointsmith.events.service import MAX_BATCH, BatchResult
 from pointsmith.members.view import member_view
 
-__all__ = ["MAX_BATCH", "BatchResult", "event", "ingest", "member"]
+__all__ = ["MAX_BATCH", "BatchResult", "event", "ingest", "member", "preview"]
 
 
 def ingest(batch: Iterable[Mapping[str, Any]], *, db: str | None = None) -> BatchResult:
     """Events in the CONTRACT §2 shape, up to MAX_BATCH, in one transaction: an invalid one is rejected
     with its reason and the others go through; an event id seen before is a duplicate (same content)
     or an `idempotency_conflict` (other content), so a retry never credits twice."""
-    raws = [{**raw, "occurred_at": raw["occurred_at"].isoformat()}
-            if isinstance(raw, Mapping) and isinstance(raw.get("occurred_at"), datetime) else raw
-            for raw in batch]  # a datetime as the wire's text (one without an offset is refused there)
+    raws = [_wire(raw) for raw in batch]
     if len(raws) > MAX_BATCH:
         raise ValidationFailed(f"at most {MAX_BATCH} events per call; send more in several")
     return events.ingest_batch(get_engine(db), raws)
+
+
+def preview(raw: Mapping[str, Any], *, db: str | None = None) -> dict[str, Any]:
+    """What ingesting one event would do now, recording nothing (`POST /v1/events/preview`): its
+    `status` and `outcome`. An invalid event raises `ValidationFailed`, as `ingest` would reject it."""
+    return events.preview(get_engine(db), _wire(raw))
 
 
 def event(event_id: str, *, db: str | None = None) -> dict[str, Any]:
@@ -54,3 +59,10 @@ def member(member_id: str, *, db: str | None = None, at: datetime | str | None =
     when = clock.parse_time(at) if isinstance(at, str) else at
     with read_only(get_engine(db)) as conn:
         return member_view(conn, member_id, at=when)
+
+
+def _wire(raw: Any) -> Any:
+    """A datetime `occurred_at` as the wire's text (one without an offset is refused there)."""
+    if isinstance(raw, Mapping) and isinstance(raw.get("occurred_at"), datetime):
+        return {**raw, "occurred_at": raw["occurred_at"].isoformat()}
+    return raw

@@ -337,11 +337,12 @@ def writer_lock(engine: Engine) -> WriterLock:
 
 
 @contextmanager
-def unit_of_work(engine: Engine) -> Iterator[Connection]:
+def unit_of_work(engine: Engine, *, keep: bool = True) -> Iterator[Connection]:
     """A write transaction: commits when the block succeeds, rolls back on any error.
 
     An error marked `keep_transaction` (a remembered idempotent failure) commits
-    what was recorded before it is raised.
+    what was recorded before it is raised. `keep=False`: rolled back even when the
+    block succeeds (work done to see what it would do, such as an event's preview).
     """
     ensure_migrated(engine)
     with _writer_lock(engine), engine.connect() as conn:
@@ -349,7 +350,7 @@ def unit_of_work(engine: Engine) -> Iterator[Connection]:
         try:
             yield conn
         except BaseException as e:
-            if getattr(e, "keep_transaction", False):
+            if keep and getattr(e, "keep_transaction", False):
                 transaction.commit()
             else:
                 transaction.rollback()
@@ -357,7 +358,10 @@ def unit_of_work(engine: Engine) -> Iterator[Connection]:
                     conn.invalidate()
                     engine.dispose(close=False)  # its siblings may be read-only too: the next open afresh
             raise
-        transaction.commit()
+        if keep:
+            transaction.commit()
+        else:
+            transaction.rollback()
 
 
 T = TypeVar("T")

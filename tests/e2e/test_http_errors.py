@@ -263,6 +263,24 @@ def test_events_over_http_are_idempotent_by_id(server: Live) -> None:
     assert (batch["duplicate"], batch["rejected"]) == (1, 1)
 
 
+def test_a_preview_over_http_answers_what_the_event_would_earn_and_records_nothing(server: Live) -> None:
+    mid = new_id()
+    ev = {"id": "pv-" + mid, "type": "order.paid", "member_id": mid, "occurred_at": "2026-01-01T00:00:00Z",
+          "attributes": {"order_id": "o1", "amount": 42.5}}
+    shown = server.call("POST", "/v1/events/preview", key=server.client, json=ev)
+    assert shown.status_code == 200 and shown.json()["preview"] is True, shown.text
+    assert (shown.json()["status"], shown.json()["outcome"]["member_created"]) == ("accepted", True)
+    assert_problem(server.call("GET", f"/v1/events/{ev['id']}", key=server.client), 404, "not_found")
+    assert_problem(server.call("GET", f"/v1/members/{mid}", key=server.client), 404, "unknown_member")
+    sent = server.call("POST", "/v1/events", key=server.client, json=ev).json()
+    assert sent["outcome"] == shown.json()["outcome"]
+    assert_problem(server.call("POST", "/v1/events/preview", json=ev), 401, "unauthorized")
+    assert_problem(server.call("POST", "/v1/events/preview", key=server.client, json={"id": "x"}),
+                   422, "validation_error")
+    assert server.call("GET", "/openapi.json").json()["paths"]["/v1/events/preview"]["post"]["security"] == [
+        {"ClientKey": []}]
+
+
 def test_events_that_no_database_could_store_are_422_and_leave_the_rest_of_a_batch(server: Live) -> None:
     mid = new_id()
     good = {"id": "ok-" + mid, "type": "order.paid", "member_id": mid, "occurred_at": "2026-01-01T00:00:00Z",

@@ -140,6 +140,21 @@ async def post_batch(request: Request, engine: EngineDep, key: ClientKey) -> Res
     return WireJSON(await _run(work))
 
 
+@router.post("/preview", summary="What an event would earn now, recording nothing",
+             openapi_extra=_body(EventIn), response_model=dict[str, Any], responses={
+                 200: {"description": "The outcome ingesting the event would give (`status` accepted, or duplicate "
+                                      "with the stored outcome of an id sent before), with `preview: true`"},
+                 409: {"description": "The id came before with another body (problem+json, `idempotency_conflict`)"},
+                 415: {"description": "A body declared as other than JSON (problem+json, `unsupported_media_type`)"},
+                 422: {"description": "An invalid event (problem+json, `validation_error`)"}})
+async def preview_event(request: Request, engine: EngineDep, key: ClientKey) -> Response:
+    """The event is applied in a transaction that is rolled back: what a checkout page would show as
+    "you will earn" (limits, caps, campaigns and the tier's multiplier included)."""
+    _json_declared(request.headers.get("content-type"))
+    raw = _parse(await request.body())
+    return WireJSON(await _run(lambda: service.preview(engine, raw)))
+
+
 @router.get("/{event_id:path}", summary="A stored event and its outcome")  # an id may hold a '/'
 def get_event(event_id: str, engine: EngineDep, key: ClientKey) -> dict[str, Any]:
     with read_only(engine) as conn:

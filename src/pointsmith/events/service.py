@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pointsmith import clock, collector, idempotency
-from pointsmith.db import Read, in_transaction, is_postgres, plain_json, read_together, rows_of
+from pointsmith.db import Read, in_transaction, is_postgres, plain_json, read_together, rows_of, unit_of_work
 from pointsmith.errors import (
     DomainError,
     IdempotencyConflict,
@@ -125,6 +125,16 @@ def ingest_batch(engine: Engine, raws: list[Any]) -> BatchResult:
             return ingest_many(conn, raws)
 
     return in_transaction(engine, ingest, again_if=raced)
+
+
+def preview(engine: Engine, raw: Any) -> dict[str, Any]:
+    """What sending `raw` would do now, recording nothing: its outcome as ingesting it would give it
+    ("accepted"; or "duplicate" and the stored outcome, for an id sent before), all of it rolled back.
+    An invalid event, or one the engine would refuse, raises as ingesting it would."""
+    event = parse_event(raw)
+    with unit_of_work(engine, keep=False) as conn:
+        done = ingest(conn, event)
+    return {**done.as_dict(), "preview": True}
 
 
 def raced(error: BaseException) -> bool:

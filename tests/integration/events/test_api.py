@@ -42,3 +42,32 @@ def test_the_python_api_ingests_explains_and_reports(backend: str, tmp_path: Pat
             api.ingest([event(f"x{i}") for i in range(api.MAX_BATCH + 1)], db=url)
     finally:
         drop_database(url)
+
+
+def test_a_preview_gives_what_ingesting_would_and_records_nothing(backend: str, tmp_path: Path) -> None:
+    url = create_database(backend, tmp_path)
+    try:
+        tiered = SIMPLE_PROGRAM + ('  - {key: tiered, event: order.paid, limits: {points: {day: 100}},'
+                                   ' points: "floor(event.amount) * tier.multiplier"}\n')
+        with unit_of_work(get_engine(url)) as conn:
+            publish(conn, tiered)
+        assert api.ingest([event("a1", order_id="o1", amount=150)], db=url).accepted == 1  # silver: x1.5
+        before = api.member("m-1", db=url)
+        order = event("a2", order_id="o2", amount=80, at="2026-01-01T11:00:00Z")
+        shown = api.preview(order, db=url)
+        assert (shown["status"], shown["preview"], shown["outcome"]["tier"]) == ("accepted", True, "silver")
+        assert [(r["rule"], r["points"]) for r in shown["outcome"]["rules"]] == [("order", 80), ("tiered", 0)]
+        assert shown["outcome"]["rules"][1]["cut_by"] == "points.day"  # a1 took the day's 100
+        assert api.member("m-1", db=url) == before
+        with pytest.raises(NotFound):
+            api.event("a2", db=url)
+        newcomer = api.preview(event("n1", member="new", order_id="o9", amount=5), db=url)
+        assert newcomer["outcome"]["member_created"] is True
+        with pytest.raises(NotFound):
+            api.member("new", db=url)
+        assert api.ingest([order], db=url).results[0]["outcome"] == shown["outcome"]  # the same, for real
+        assert api.preview(order, db=url) == {**shown, "status": "duplicate"}  # sent before: its outcome
+        with pytest.raises(ValidationFailed):
+            api.preview({"id": "bad", "type": "order.paid"}, db=url)
+    finally:
+        drop_database(url)
