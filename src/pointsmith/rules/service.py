@@ -8,7 +8,6 @@ that limits count, net of refunds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,10 +23,10 @@ from pointsmith.growth import service as growth
 from pointsmith.ledger.service import CreditRequest, deduct, post_credits, reverse
 from pointsmith.members.service import Member, Status
 from pointsmith.program import service as programs
-from pointsmith.program.schema import Program, Rule
+from pointsmith.program.schema import Program, Rule, RuleLimits
 from pointsmith.program.service import Version
 from pointsmith.rules.engine import Proposal, Tier, propose, withheld_while_frozen
-from pointsmith.rules.limits import Usage, apply_limits, cooling, period_bounds, refunded_shares, share
+from pointsmith.rules.limits import Usage, apply_limits, period_bounds, refunded_shares, share
 from pointsmith.rules.tables import orders, rule_awards, rule_budgets
 from pointsmith.tiers import service as tiers
 
@@ -127,8 +126,7 @@ def _limit(conn: Connection, program: Program, p: Proposal, member_id: str, even
     limits = p.rule.limits
     if not (limits.per_member or limits.budget):
         return p.points, None
-    usage = _usage(conn, member_id, p.rule.key, {*limits.points, *limits.times}, event, tz)
-    hot = _cooling(conn, member_id, p.rule.key, event, limits.cooldown)
+    usage, hot = _usage(conn, member_id, p.rule.key, limits, event, tz)
     if p.points < 0:  # a deduction: only how often it may happen is limited
         cut = apply_limits(0, points_limits={}, times_limits=limits.times, usage=usage, budget_left=None,
                            cooling=hot)
@@ -144,34 +142,32 @@ def _limit(conn: Connection, program: Program, p: Proposal, member_id: str, even
     return cut.points, cut.limit
 
 
-def _usage(conn: Connection, member_id: str, rule_key: str, periods: set[str], event: Event, tz: ZoneInfo
-           ) -> Mapping[str, Usage]:
-    """Points (net of refunds) and times of this rule for this member in each period, in one query."""
-    order = sorted(periods)
-    if not order:
-        return {}
+def _usage(conn: Connection, member_id: str, rule_key: str, limits: RuleLimits, event: Event, tz: ZoneInfo
+           ) -> tuple[Mapping[str, Usage], bool]:
+    """Points (net of refunds) and times of this rule for this member in each period of its limits, and
+    whether another counted award lies within its cooldown of this event (as `limits.cooling` says), in one
+    query."""
+    order: list[str] = sorted({*limits.points, *limits.times})
     columns = []
-    earliest = None
+    bounds = []
     for period in order:
         start, end = period_bounds(period, event.occurred_at, tz)
-        earliest = start if earliest is None else min(earliest, start)
+        bounds.append(start)
         inside = sa.and_(a.occurred_at >= start, a.occurred_at < end) if end else a.occurred_at >= start
         columns += [sa.func.coalesce(sa.func.sum(sa.case((sa.and_(inside, a.points > 0),
                                                           a.points - a.points_refunded), else_=0)), 0),
                     sa.func.coalesce(sa.func.sum(sa.case((inside, a.counted), else_=0)), 0)]
+    if limits.cooldown is not None:
+        since, until = event.occurred_at - limits.cooldown, event.occurred_at + limits.cooldown
+        bounds.append(since)
+        columns.append(sa.func.coalesce(sa.func.sum(sa.case(
+            (sa.and_(a.counted > 0, a.occurred_at > since, a.occurred_at < until), 1), else_=0)), 0))
+    if not columns:
+        return {}, False
     row = conn.execute(sa.select(*columns).where(a.member_id == member_id, a.rule_key == rule_key,
-                                                 a.occurred_at >= earliest)).one()
-    return {p: Usage(int(row[2 * i]), int(row[2 * i + 1])) for i, p in enumerate(order)}
-
-
-def _cooling(conn: Connection, member_id: str, rule_key: str, event: Event, cooldown: timedelta | None) -> bool:
-    """Whether another counted award of the rule to the member lies within the cooldown of this event."""
-    if cooldown is None:
-        return False
-    near = conn.execute(sa.select(a.occurred_at, a.counted).where(
-        a.member_id == member_id, a.rule_key == rule_key, a.counted > 0,
-        a.occurred_at > event.occurred_at - cooldown, a.occurred_at < event.occurred_at + cooldown).limit(1)).all()
-    return cooling([(clock.ensure_utc(t), counted) for t, counted in near], event.occurred_at, cooldown)
+                                                 a.occurred_at >= min(bounds))).one()
+    usage = {p: Usage(int(row[2 * i]), int(row[2 * i + 1])) for i, p in enumerate(order)}
+    return usage, limits.cooldown is not None and int(row[-1]) > 0
 
 
 def _budget_used(conn: Connection, rule_key: str) -> int:

@@ -339,17 +339,18 @@ def test_a_cooldown_cuts_an_award_too_near_another_and_a_refunded_one_no_longer_
             event("c", order_id="o3", amount=30, at="2026-01-01T11:00:00Z"),   # an hour after a: awarded
             event("d", order_id="o4", amount=40, at="2026-01-01T09:30:00Z"),   # late, 30 min before a: cut
             event("e", "order.refunded", order_id="o3", amount=30, at="2026-01-01T11:10:00Z"),
-            event("f", order_id="o5", amount=50, at="2026-01-01T11:30:00Z")]   # c was refunded: awarded
+            event("f", order_id="o5", amount=50, at="2026-01-01T11:30:00Z"),   # c was refunded: awarded
+            event("g", order_id="o6", amount=5, at="2026-01-01T09:00:00Z")]    # late, an hour before a: awarded
     if batch:
-        assert events.ingest_many(conn, raws).accepted == 6
+        assert events.ingest_many(conn, raws).accepted == 7
     else:
         for raw in raws:
             ingest(conn, raw)
-    outcomes = {e: events.get(conn, e)["outcome"] for e in "abcdf"}
-    assert {e: o["points"] for e, o in outcomes.items()} == {"a": 10, "b": 0, "c": 30, "d": 0, "f": 50}
+    outcomes = {e: events.get(conn, e)["outcome"] for e in "abcdfg"}
+    assert {e: o["points"] for e, o in outcomes.items()} == {"a": 10, "b": 0, "c": 30, "d": 0, "f": 50, "g": 5}
     assert rule(outcomes["b"], "order")["cut_by"] == rule(outcomes["d"], "order")["cut_by"] == "cooldown"
     assert outcomes["b"]["growth"] == 20  # a limit cuts points only; growth has its own daily cap
-    assert queries.balance(conn, "m-1")["available"] == 10 + 50
+    assert queries.balance(conn, "m-1")["available"] == 10 + 50 + 5
 
 
 @pytest.mark.parametrize("batch", [False, True])
