@@ -145,11 +145,15 @@ def _window(timeline: list[programs.Version], run: list[Event]) -> dict[str, dat
     carried (growth.windows). Only a lifetime tier is a plain total; other policies read everything."""
     if any(v.program.tiers.qualification is not Qualification.lifetime for v in timeline):
         return None
+    return {m: t - timedelta(days=2) for m, t in _earliest(run).items()}
+
+
+def _earliest(run: list[Event]) -> dict[str, datetime]:
+    """Each member's earliest event time in the run (where what the run reads of their past is counted from)."""
     out: dict[str, datetime] = {}
     for event in run:
-        start = event.occurred_at - timedelta(days=2)
-        if event.member_id not in out or start < out[event.member_id]:
-            out[event.member_id] = start
+        if event.member_id not in out or event.occurred_at < out[event.member_id]:
+            out[event.member_id] = event.occurred_at
     return out
 
 
@@ -380,10 +384,7 @@ def _usage_reads(conn: Connection, run: list[Event], timeline: list[programs.Ver
     groups: dict[timedelta, list[str]] = defaultdict(list)
     for key, reach in sorted(reach_of.items()):
         groups[reach].append(key)
-    earliest: dict[str, datetime] = {}
-    for event in run:
-        if event.member_id in states:
-            earliest[event.member_id] = min(event.occurred_at, earliest.get(event.member_id, event.occurred_at))
+    earliest = {m: t for m, t in _earliest(run).items() if m in states}
     return [read for reach, keys in groups.items()
             for read in _awards_reads(conn, {m: t - reach for m, t in earliest.items()}, keys,
                                       carry=not lifetime.isdisjoint(keys))]

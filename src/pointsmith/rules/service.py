@@ -145,8 +145,8 @@ def _limit(conn: Connection, program: Program, p: Proposal, member_id: str, even
 def _usage(conn: Connection, member_id: str, rule_key: str, limits: RuleLimits, event: Event, tz: ZoneInfo
            ) -> tuple[Mapping[str, Usage], bool]:
     """Points (net of refunds) and times of this rule for this member in each period of its limits, and
-    whether another counted award lies within its cooldown of this event (as `limits.cooling` says), in one
-    query."""
+    whether another counted award lies within its cooldown of this event (what `rules.limits.cooling`
+    judges of awards in hand), in one query."""
     order: list[str] = sorted({*limits.points, *limits.times})
     columns = []
     bounds = []
