@@ -14,18 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock, idempotency
 from pointsmith.db import driver_execute, driver_time, insert_rows, is_postgres, loads
 from pointsmith.errors import IdempotencyConflict, InsufficientPoints, ValidationFailed
 from pointsmith.idempotency import Outcome
+from pointsmith.ledger import backdated
 from pointsmith.ledger.common import check_points, lock_member_points, stored_view, transaction_view
 from pointsmith.ledger.holds import release_lapsed
 from pointsmith.ledger.lots import spendable_lots, take_from_lots
 from pointsmith.ledger.policy import PointsPolicy, policy_at, policy_of
-from pointsmith.ledger.tables import ledger_lots
 from pointsmith.ledger.writer import Draft, NewLot, PointState, Posting, Written, lock_states, write
 from pointsmith.program import service as programs
 
@@ -234,22 +233,24 @@ def spend(conn: Connection, member_id: str, points: int, *, key: str, reference:
 
 def reverse_draft(conn: Connection, state: PointState, points: int, *, at: datetime, policy: PointsPolicy,
                   kind: str, reference: str | None = None, from_reference_first: bool = True,
-                  own_event: str | None = None, allow_debt: bool = True, **details: Any) -> tuple[Draft | None, int]:
+                  own_event: str | None = None, allow_debt: bool = True, **details: Any) -> tuple[list[Draft], int]:
     """Take back `points`: first the lots of the event `own_event` (an order's own points), or else of
-    the reference (the pending points of all of them before any available ones: a refund cancels what
-    the member could not use yet first), then other lots soonest-expiring first, then debt. A lot past
-    its expiry at `at` gives nothing, whether or not the expiry job has run. Returns the draft (None if
-    nothing to take) and what was not taken."""
+    the reference, as they stood at `at` (the pending points of all of them before any available ones:
+    a refund cancels what the member could not use yet first; ledger/backdated.py), then other lots
+    soonest-expiring first, then debt. A lot past its expiry at `at` gives nothing, whether or not the
+    expiry job has run. Returns the drafts (none if nothing to take: the take-back first, then the
+    corrections of scheduled work it overtook) and what was not taken."""
     postings: list[Posting] = []
+    corrections: list[backdated.Correction] = []
     left = points
     if own_event or (reference and from_reference_first):
         own = _own_lots(conn, state, policy, at, event_id=own_event, reference=reference)
         for account in ("pending", "available"):
-            for lot in own:
-                part = min(left, lot.pending if account == "pending" else lot.remaining)
-                if part > 0:
-                    postings.append(Posting(account, -part, lot.id))
-                    left -= part
+            for lot in own:  # every lot's pending points before any lot's available ones
+                took, fixes, part = backdated.take(lot, left, pending_only=account == "pending")
+                postings += took
+                corrections += fixes
+                left -= part
     if left > 0:
         taken_ids = {p.lot_id for p in postings}
         lots = [lot for lot in spendable_lots(conn, state, policy, at) if lot.id not in taken_ids]
@@ -260,10 +261,13 @@ def reverse_draft(conn: Connection, state: PointState, points: int, *, at: datet
         left = 0
     total = points - left
     if total == 0:
-        return None, left
+        return [], left
     draft = Draft(state.member_id, kind, at, (*postings, Posting("reversed", total)), reference=reference,
                   program_version=policy.program_version, **details)
-    return draft, left
+    why = f"{kind} dated {clock.iso(at)} overtook it"
+    return [draft, *(Draft(state.member_id, "correct", when, fix, reference=reference, reason=why,
+                           event_id=details.get("event_id"))
+                     for when, fix in sorted(corrections, key=lambda c: c[0]))], left
 
 
 def reverse(conn: Connection, member_id: str, points: int, *, key: str, reference: str | None = None,
@@ -279,13 +283,13 @@ def reverse(conn: Connection, member_id: str, points: int, *, key: str, referenc
                "at": clock.iso(at) if at else None}
 
     def run() -> dict[str, Any]:
-        draft, short = reverse_draft(conn, state, points, at=when, policy=policy_at(conn, when), kind="reverse",
-                                     reference=reference, own_event=own_event, allow_debt=allow_debt, actor=actor,
-                                     reason=reason, event_id=event_id, rule_key=rule_key)
-        if short or draft is None:
+        drafts, short = reverse_draft(conn, state, points, at=when, policy=policy_at(conn, when), kind="reverse",
+                                      reference=reference, own_event=own_event, allow_debt=allow_debt, actor=actor,
+                                      reason=reason, event_id=event_id, rule_key=rule_key)
+        if short or not drafts:
             raise InsufficientPoints(f"member {member_id!r} has {points - short} points to take back, "
                                      f"{points} asked")
-        return transaction_view(write(conn, [draft], {member_id: state})[0])
+        return transaction_view(write(conn, drafts, {member_id: state})[0])
 
     return idempotency.run_once(conn, scope=member_id, key=key, operation="points.reverse", request=request,
                                 write=run)
@@ -296,10 +300,9 @@ def deduct(conn: Connection, member_id: str, points: int, *, at: datetime, event
     debt (CONTRACT §3: only an order refund may leave `available` below 0). Returns what was taken.
     The event's own row, written in the same transaction under its id's lock, keeps it from running twice."""
     state = lock_member_points(conn, member_id, must_be_active=False)
-    draft, short = reverse_draft(conn, state, points, at=at, policy=policy_at(conn, at), kind="reverse",
-                                 allow_debt=False, reason=f"rule {rule_key}", event_id=event_id, rule_key=rule_key)
-    if draft is not None:
-        write(conn, [draft], {member_id: state})
+    drafts, short = reverse_draft(conn, state, points, at=at, policy=policy_at(conn, at), kind="reverse",
+                                  allow_debt=False, reason=f"rule {rule_key}", event_id=event_id, rule_key=rule_key)
+    write(conn, drafts, {member_id: state})
     return points - short
 
 
@@ -321,36 +324,23 @@ def adjust(conn: Connection, member_id: str, points: int, *, key: str, reason: s
                     "at": clock.iso(at) if at else None}
 
     def run() -> dict[str, Any]:
-        draft, short = reverse_draft(conn, state, -points, at=when, policy=policy_at(conn, when), kind="adjust",
-                                     from_reference_first=False, allow_debt=allow_debt, actor=actor, reason=reason)
-        if short or draft is None:
+        drafts, short = reverse_draft(conn, state, -points, at=when, policy=policy_at(conn, when), kind="adjust",
+                                      from_reference_first=False, allow_debt=allow_debt, actor=actor, reason=reason)
+        if short or not drafts:
             raise InsufficientPoints(f"member {member_id!r} has {-points - short} spendable points; "
                                      "send allow_debt to take more")
         audit.record(conn, "points:adjust", member_id, actor, points=points, reason=reason)
-        return transaction_view(write(conn, [draft], {member_id: state})[0])
+        return transaction_view(write(conn, drafts, {member_id: state})[0])
 
     return idempotency.run_once(conn, scope=member_id, key=key, operation="points.adjust", request=request_body,
                                 write=run)
 
 
-@dataclass(frozen=True)
-class _ReferenceLot:
-    id: int
-    pending: int
-    remaining: int
-
-
 def _own_lots(conn: Connection, state: PointState, policy: PointsPolicy, at: datetime, *, event_id: str | None,
-              reference: str | None) -> list[_ReferenceLot]:
-    """The lots an event (else a reference) credited that still hold points at `at`: none past their
-    expiry, none once inactivity has expired the member's points."""
+              reference: str | None) -> list[backdated.OwnLot]:
+    """The lots an event (else a reference) credited that held points at `at`; none once inactivity
+    had expired the member's points."""
     deadline = policy.inactivity_deadline(state.last_activity_at)
     if deadline is not None and at >= deadline:
         return []
-    lots = ledger_lots.c
-    whose = lots.event_id == event_id if event_id else lots.reference == reference
-    rows = conn.execute(sa.select(lots.id, lots.pending, lots.remaining)
-                        .where(lots.member_id == state.member_id, whose,
-                               sa.or_(lots.expires_at.is_(None), lots.expires_at > at))
-                        .order_by(lots.id))
-    return [_ReferenceLot(r.id, r.pending, r.remaining) for r in rows]
+    return backdated.own_lots(conn, state.member_id, at, event_id=event_id, reference=reference)

@@ -1,0 +1,116 @@
+"""A refund that arrives after the jobs have run past its time ends as if it had arrived on time."""
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Connection
+
+from pointsmith import clock
+from pointsmith.analytics.summary import summary
+from pointsmith.events import service as events
+from pointsmith.events.validation import parse_event
+from pointsmith.jobs.service import run_due_within
+from pointsmith.ledger import queries
+from pointsmith.ledger.verify import verify
+from pointsmith.members.view import member_view
+from tests.factories import event, points_program, publish
+
+CHECKIN = "  - {key: checkin, event: checkin, points: 30}\n"
+PENDING = ('growth: "floor(event.amount)"}', 'growth: "floor(event.amount)", pending: true}')
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _at(day: int, hour: int = 0) -> str:
+    return clock.iso(START + timedelta(days=day, hours=hour))
+
+
+def _deliver(conn: Connection, raw: dict[str, Any], when: datetime) -> None:
+    """`raw` arrives at `when`, the jobs having caught up to then (as a cron would)."""
+    with clock.frozen(when):
+        run_due_within(conn, when)
+        result = events.ingest(conn, parse_event(raw))
+    assert result.status == "accepted", result
+
+
+def test_a_refund_after_its_lot_expired_takes_it_from_that_lot_not_the_members_other_points(conn: Connection) -> None:
+    publish(conn, points_program(expiry="{policy: rolling, months: 1}") + CHECKIN)
+    _deliver(conn, event("o1", member="m", at=_at(0), order_id="o1", amount=100), START)
+    _deliver(conn, event("c1", "checkin", member="m", at=_at(24)), START + timedelta(days=24))
+    late = START + timedelta(days=40)  # the order's lot expired on day 31, and the job has run
+    _deliver(conn, event("r1", "order.refunded", member="m", at=_at(19), order_id="o1", amount=100), late)
+    with clock.frozen(late):
+        assert queries.balance(conn, "m") == {"available": 30, "pending": 0, "held": 0, "debt": 0}
+        points = summary(conn)["points"]
+    assert (points["expired"], points["reversed"]) == (0, 100)
+    assert queries.balance(conn, "m", at=START + timedelta(days=21))["available"] == 0
+    assert queries.balance(conn, "m", at=START + timedelta(days=35))["available"] == 30
+    kinds = [t["kind"] for t in queries.history(conn, "m")[0]]
+    assert kinds.count("correct") == 1 and verify(conn).ok
+
+
+def test_a_refund_cancels_pending_points_even_past_their_lots_expiry(conn: Connection) -> None:
+    """A returns window longer than the expiry: the lot's points are pending, so still the order's."""
+    publish(conn, points_program(pending_days=45, expiry="{policy: rolling, months: 1}").replace(*PENDING) + CHECKIN)
+    _deliver(conn, event("o1", member="m", at=_at(0), order_id="o1", amount=100), START)
+    _deliver(conn, event("c1", "checkin", member="m", at=_at(33)), START + timedelta(days=33))
+    _deliver(conn, event("r1", "order.refunded", member="m", at=_at(35), order_id="o1", amount=100),
+             START + timedelta(days=35))
+    assert queries.balance(conn, "m") == {"available": 30, "pending": 0, "held": 0, "debt": 0}
+    run_due_within(conn, START + timedelta(days=59))
+    assert queries.balance(conn, "m")["available"] == 30  # the check-in's lot, until day 61
+
+
+def _history(rng: random.Random) -> list[dict[str, Any]]:
+    """Orders, check-ins and refunds of each order (in parts) within 20 days of it, for one member."""
+    out: list[dict[str, Any]] = []
+    for i in range(12):
+        day = rng.randint(0, 120)
+        amount = rng.randint(1, 300)
+        out.append(event(f"o{i}", member="m", at=_at(day, rng.randint(0, 23)), order_id=f"o{i}", amount=amount))
+        if rng.random() < 0.4:
+            out.append(event(f"c{i}", "checkin", member="m", at=_at(day + rng.randint(0, 30), 12)))
+        refunded = 0
+        for j in range(rng.choice([0, 1, 1, 2, 3])):
+            part = rng.randint(1, amount) if j < 2 else amount - refunded
+            part = min(part, amount - refunded)
+            if part <= 0:
+                break
+            refunded += part
+            out.append(event(f"r{i}.{j}", "order.refunded", member="m",
+                             at=_at(day + 1 + j * 5 + rng.randint(0, 4), rng.randint(0, 23)), order_id=f"o{i}",
+                             amount=part))
+    return sorted(out, key=lambda e: e["occurred_at"])
+
+
+def _as(member: str, raw: dict[str, Any]) -> dict[str, Any]:
+    attributes = dict(raw["attributes"])
+    if "order_id" in attributes:
+        attributes["order_id"] = f"{member}-{attributes['order_id']}"
+    return {**raw, "id": f"{member}-{raw['id']}", "member_id": member, "attributes": attributes}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_late_refunds_end_as_on_time_ones(conn: Connection, seed: int) -> None:
+    """Member `now` gets each refund at its time; member `late` gets the same refunds 40 days late
+    (past the returns window and the lot's expiry, the jobs run all along). Every balance at every
+    time, and the points they end with, are the same."""
+    publish(conn, points_program(pending_days=7, expiry="{policy: rolling, months: 1}").replace(*PENDING) + CHECKIN)
+    history = _history(random.Random(seed))
+    deliveries = [(clock.parse_time(e["occurred_at"]), _as("now", e)) for e in history]
+    deliveries += [(clock.parse_time(e["occurred_at"]) + timedelta(days=40 if e["type"] == "order.refunded" else 0),
+                    _as("late", e)) for e in history]
+    for when, raw in sorted(deliveries, key=lambda d: d[0]):
+        _deliver(conn, raw, when)
+    end = max(when for when, _ in deliveries) + timedelta(days=60)
+    run_due_within(conn, end)
+    assert verify(conn).ok
+    for day in range(0, (end - START).days, 2):
+        at = START + timedelta(days=day)
+        assert queries.balance(conn, "late", at=at) == queries.balance(conn, "now", at=at), at
+    with clock.frozen(end):
+        views = [member_view(conn, m) for m in ("now", "late")]
+    assert [v["points"] for v in views[1:]] == [views[0]["points"]]
+    assert [(v["tier"], v["growth"]) for v in views[1:]] == [(views[0]["tier"], views[0]["growth"])]
