@@ -62,6 +62,12 @@ class Amount(sa.Numeric[Decimal]):
         return lambda v: None if v is None else Decimal(repr(v) if isinstance(v, float) else v)
 
 
+def plain_amount(amount: Decimal) -> Decimal:
+    """An amount read back as it was written, on either backend: PostgreSQL gives the column's six
+    decimals (120.250000), where a message or an outcome should say 120.25."""
+    return amount.quantize(Decimal(1)) if amount == amount.to_integral_value() else amount.normalize()
+
+
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC datetimes in and out; stored as timestamptz or as naive UTC text on SQLite."""
 

@@ -130,8 +130,16 @@ def propose(program: Program, event: Event, member: Mapping[str, Any], tier: Tie
         except ExpressionError as e:
             out.append(Proposal(rule, "skipped", reason=f"expression failed: {e}"))
             continue
-        for amount, what in ((points, "points"), (growth, "growth")):
-            if abs(amount) > MAX_AWARD:  # past the ledger's bound: the event is refused, the rule named
+        bounds = ((points, "points", _points_bound(rule)), (growth, "growth", program.growth.daily_cap))
+        for amount, what, bound in bounds:
+            # past the ledger's bound, and no limit to cut it within: the event is refused, the rule named
+            if abs(amount) > MAX_AWARD and not (amount > 0 and bound is not None and bound <= MAX_AWARD):
                 raise ValidationFailed(f"rule {rule.key!r} gives {amount:,} {what}; an award is at most {MAX_AWARD:,}")
         out.append(Proposal(rule, "proposed", points, growth))
     return out
+
+
+def _points_bound(rule: Rule) -> int | None:
+    """The most points a limit of `rule` lets one award give, if any does."""
+    limits = rule.limits
+    return min([*limits.points.values(), *([limits.budget] if limits.budget is not None else [])], default=None)

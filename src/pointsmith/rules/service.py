@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
-from pointsmith.db import Read, rows_of
+from pointsmith.db import Read, plain_amount, rows_of
 from pointsmith.errors import DuplicateOrder, RefundExceedsOrder, UnknownOrder, ValidationFailed
 from pointsmith.events.validation import MAX_DIGITS, Event, significant_digits
 from pointsmith.growth import service as growth
@@ -222,7 +222,8 @@ def _refund(conn: Connection, event: Event, member: Member) -> dict[str, Any]:
         paid = clock.iso(row["occurred_at"])
         raise UnknownOrder(f"order {order_id!r} of member {member.id!r} was paid at {paid}, after this refund "
                            f"({clock.iso(event.occurred_at)})")
-    amount, refunded = Decimal(row["amount"]), Decimal(row["refunded"]) + Decimal(event.attributes["amount"])
+    amount = plain_amount(Decimal(row["amount"]))
+    refunded = plain_amount(Decimal(row["refunded"]) + Decimal(event.attributes["amount"]))
     if refunded > amount:
         raise RefundExceedsOrder(f"order {order_id!r}: refunds of {refunded} exceed its amount {amount}")
     if significant_digits(refunded) > MAX_DIGITS:  # what the order can keep exactly (db.Amount)
