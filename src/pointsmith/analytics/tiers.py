@@ -54,10 +54,10 @@ def tier_flow(conn: Connection, program: Program, start: datetime, end: datetime
 
 
 def _tiers_at(conn: Connection, at: datetime | None) -> sa.Subquery:
-    """(member_id, tier) for members with a tier state: stored, or the last change by `at`."""
+    """(member_id, tier) for members with a tier state: stored (an override holds until the job that
+    ends it has run, as the member view has it), or the last change by `at`."""
     if at is None:
-        held = sa.case((sa.and_(mt.override_tier.is_not(None), mt.override_from <= clock.now(),
-                                mt.override_until > clock.now()), mt.override_tier), else_=mt.tier)
+        held = sa.case((mt.override_tier.is_not(None), mt.override_tier), else_=mt.tier)
         return sa.select(mt.member_id, held.label("tier")).subquery()
     ranked = sa.select(tc.member_id, tc.to_tier, sa.func.row_number().over(
         partition_by=tc.member_id, order_by=(tc.effective_at.desc(), tc.id.desc())).label("n")) \

@@ -2,8 +2,9 @@
 
 Each feature that holds per-member state adds its part here. Without `at`
 the view is the state as recorded: everything imported and every job run so
-far, so time-dependent parts (the tier) are taken at the latest time the
-engine has seen (`recorded_time`), not at the wall clock.
+far, so time-dependent parts (the tier) are taken at the time the member's
+record stands at (`member_time`), not at the wall clock, and the tier is the
+stored one that `report summary` counts.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pointsmith.ledger import queries
 from pointsmith.members import service
 from pointsmith.program import service as programs
 from pointsmith.tiers import service as tiers
+from pointsmith.tiers.tables import member_tiers
 
 
 def recorded_time(conn: Connection) -> datetime:
@@ -31,16 +33,26 @@ def recorded_time(conn: Connection) -> datetime:
     return max(times) if times else clock.now()
 
 
+def member_time(conn: Connection, member_id: str) -> datetime:
+    """The time a member's record stands at: its tier state's (brought up to its own latest event) or
+    the furthest `jobs run --now`, whichever is later. Another member's newer event moves none of this
+    member's reviews: only the jobs do."""
+    as_of = conn.execute(sa.select(member_tiers.c.as_of).where(member_tiers.c.member_id == member_id)).scalar()
+    caught_up = conn.execute(sa.select(sa.func.max(scheduled_jobs.c.caught_up_to))).scalar()
+    times = [clock.ensure_utc(t) for t in (as_of, caught_up) if t is not None]
+    return max(times) if times else recorded_time(conn)
+
+
 def member_view(conn: Connection, member_id: str, *, at: datetime | None = None) -> dict[str, Any]:
     """As recorded, or with `at` as it had taken effect by then."""
     view = service.get(conn, member_id).as_dict()
-    when = at or recorded_time(conn)
+    when = at or member_time(conn, member_id)
     version = programs.active_or_none(conn, when)
     view["tier"] = None
     view["growth"] = {"lifetime": growth.lifetime(conn, member_id, at=at), "qualifying": 0}
     view["tier_review"] = view["tier_override"] = None
     if version is not None:
-        t = tiers.view(conn, version.program, member_id, when)
+        t = tiers.view(conn, version.program, member_id, when, as_recorded=at is None)
         view["tier"] = t["tier"]
         view["growth"].update(qualifying=t["qualifying"], next_tier=t["next_tier"], to_next_tier=t["growth_to_next"],
                               to_keep_tier=t["growth_to_keep"])

@@ -11,7 +11,7 @@ from pointsmith import idempotency, outbox
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.http import AdminKey, ClientKey, EngineDep, RequiredIdempotencyKey, actor
 from pointsmith.members import service as members
-from pointsmith.members.view import recorded_time
+from pointsmith.members.view import member_time
 from pointsmith.program import service as programs
 from pointsmith.tiers import service
 from pointsmith.tiers.jobs import WARNING
@@ -31,8 +31,9 @@ class OverrideIn(BaseModel):
 def get_tier(member_id: str, engine: EngineDep, key: ClientKey, at: datetime | None = None) -> dict[str, Any]:
     with read_only(engine) as conn:
         members.get(conn, member_id)
-        when = at or recorded_time(conn)
-        return {"member_id": member_id, **service.view(conn, programs.active(conn, when).program, member_id, when),
+        when = at or member_time(conn, member_id)
+        return {"member_id": member_id, **service.view(conn, programs.active(conn, when).program, member_id, when,
+                                                       as_recorded=at is None),
                 "warnings": outbox.of_member(conn, member_id, type_=WARNING)}
 
 

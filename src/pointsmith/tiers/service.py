@@ -278,8 +278,11 @@ def current(conn: Connection, program: Program, member_id: str, at: datetime) ->
     return program.tiers.levels[state.level].key
 
 
-def view(conn: Connection, program: Program, member_id: str, at: datetime) -> dict[str, Any]:
-    """The tier part of the member view: the tier, the growth that counts, and what the next review holds."""
+def view(conn: Connection, program: Program, member_id: str, at: datetime, *, as_recorded: bool = False
+         ) -> dict[str, Any]:
+    """The tier part of the member view: the tier, the growth that counts, and what the next review holds.
+    `as_recorded`: an override holds while it is stored (until the job that ends it has run), as
+    `report summary` counts it, rather than by its dates at `at`."""
     config, tz = program.tiers, ZoneInfo(program.program.timezone)
     history = growth.history(conn, member_id, until=at)
     state = tier_at(config, tz, history, at)
@@ -288,7 +291,7 @@ def view(conn: Connection, program: Program, member_id: str, at: datetime) -> di
     decay_at = next_decay_drop(config, history, at)
     projected = tier_at(config, tz, history, decay_at).level if decay_at else ahead.projected_level
     span = override_spans(conn, [member_id]).get(member_id)
-    override, until = (span[0], span[2]) if span and span[1] <= at < span[2] else (None, None)
+    override, until = (span[0], span[2]) if span and (as_recorded or span[1] <= at < span[2]) else (None, None)
     return {
         "tier": override or levels[state.level].key,
         "computed_tier": levels[state.level].key,

@@ -187,3 +187,28 @@ def test_a_warning_longer_than_its_period_is_dated_when_the_judged_period_begins
     # began on the 1st: not 40 days before March (20 January, before February and its own review)
     assert [(e["member_id"], e["review_at"], e["occurred_at"]) for e in warnings] == [
         ("w", "2026-03-01T00:00:00Z", "2026-02-01T00:00:00Z")]
+
+
+def _counted(conn: Connection) -> dict[str, int]:
+    with clock.frozen(t(2026, 12, 7)):  # the wall clock: as recorded, neither report looks at it
+        return {k: v for k, v in members_per_tier(conn, load_program(YEARLY)).items() if v}
+
+
+def test_the_member_view_and_the_summary_agree_on_every_tier_as_recorded(conn: Connection) -> None:
+    """Before the jobs run, another member's later event moves no review of this one; an override
+    holds until the job that ends it has run, whatever the wall clock says."""
+    publish(conn, YEARLY)
+    events.ingest_many(conn, [event("a1", member="a", at="2025-06-01T10:00:00Z", order_id="a-o1", amount=1500),
+                              event("b1", member="b", at="2027-03-01T10:00:00Z", order_id="b-o1", amount=10)])
+    assert [member_view(conn, m)["tier"] for m in ("a", "b")] == ["silver", "member"]
+    assert _counted(conn) == {"member": 1, "silver": 1}
+    with clock.frozen(t(2027, 3, 1)):
+        run_due_within(conn, t(2027, 3, 1))  # a's 2027 review: nothing earned in 2026
+    assert member_view(conn, "a")["tier"] == "member" and _counted(conn) == {"member": 2}
+    tiers.set_override(conn, load_program(YEARLY), "a", "gold", until=t(2027, 1, 1), reason="goodwill",
+                       actor="ops", at=t(2026, 12, 7))  # already over at the jobs' time: the next run ends it
+    assert member_view(conn, "a")["tier_override"]["tier"] == "gold"
+    assert member_view(conn, "a")["tier"] == "gold" and _counted(conn) == {"member": 1, "gold": 1}
+    with clock.frozen(t(2027, 3, 2)):
+        run_due_within(conn, t(2027, 3, 2))
+    assert member_view(conn, "a")["tier"] == "member" and _counted(conn) == {"member": 2}
