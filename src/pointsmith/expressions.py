@@ -80,15 +80,20 @@ def to_truth(value: Any) -> bool:
     return value
 
 
-def compile_condition(source: str | bool) -> Expression:
+def compile_condition(source: str | bool, *, strict: bool = False) -> Expression:
     """A `when`: an expression, or YAML's own true / false."""
     if isinstance(source, bool):
         return Expression(str(source).lower(), frozenset(), lambda _env: source)
-    return compile_expression(source)
+    return compile_expression(source, strict=strict)
 
 
-def compile_expression(source: str | int | float) -> Expression:
-    """Parse and check `source`; raise ExpressionError naming what is not allowed."""
+def compile_expression(source: str | int | float, *, strict: bool = False) -> Expression:
+    """Parse and check `source`; raise ExpressionError naming what is not allowed.
+
+    `strict`: for a program being applied, which is also refused the constant None (not in the language)
+    and a constant digit count round() does not take: either could only skip its rule at every event. A
+    version published before they were refused may hold them, and must still load and run.
+    """
     if isinstance(source, bool):
         raise ExpressionError("must be a number or an expression, not a boolean")
     if isinstance(source, int | float):
@@ -107,7 +112,7 @@ def compile_expression(source: str | int | float) -> Expression:
     _check_depth(tree.body)
     names: set[str] = set()
     try:
-        run = _Compiler(names).visit(tree.body)
+        run = _Compiler(names, strict).visit(tree.body)
     except RecursionError:
         raise ExpressionError("expression too deeply nested") from None
     expression = Expression(source, frozenset(names), run)
@@ -268,8 +273,9 @@ def _compare_values(op: ast.cmpop, a: Any, b: Any) -> bool:
 class _Compiler:
     """Turns an allowed AST into closures; any node not handled here is refused."""
 
-    def __init__(self, names: set[str]) -> None:
+    def __init__(self, names: set[str], strict: bool) -> None:
         self.names = names
+        self.strict = strict
 
     def visit(self, node: ast.AST) -> Node:
         method = getattr(self, "visit_" + type(node).__name__, None)
@@ -280,8 +286,8 @@ class _Compiler:
 
     def visit_Constant(self, node: ast.Constant) -> Node:
         value = node.value
-        if value is not None and not isinstance(value, bool | int | float | str):
-            raise ExpressionError(f"constant {value!r} is not allowed")
+        if not isinstance(value, bool | int | float | str) and (self.strict or value is not None):
+            raise ExpressionError(f"constant {value!r} is not allowed (numbers, strings, True and False are)")
         if isinstance(value, str) and len(value) > MAX_STRING:
             raise ExpressionError("string too long")
         value = number(value)
@@ -371,6 +377,10 @@ class _Compiler:
         if not least <= len(node.args) <= most:
             raise ExpressionError(f"{node.func.id}() takes {least} to {most} arguments")
         args = [self.visit(a) for a in node.args]
+        if self.strict and fn is _round and len(args) == 2 and \
+                not any(isinstance(n, ast.Attribute) for n in ast.walk(node.args[1])):
+            # a digit count that names nothing is the same at every event: check it now
+            _round(0, Expression(ast.unparse(node.args[1]), frozenset(), args[1]).evaluate({}))
         return lambda env: fn(*(a(env) for a in args))
 
     def _literal_sequence(self, node: ast.Tuple | ast.List) -> Node:

@@ -161,3 +161,28 @@ def test_floor_division_and_modulo_follow_python_on_exact_values(a: Decimal | in
     quotient = math.floor(Fraction(a) / Fraction(b))
     assert compile_expression("event.a // event.b").evaluate(env) == quotient
     assert compile_expression("event.a % event.b").evaluate(env) == Fraction(a) - Fraction(b) * quotient
+
+
+@pytest.mark.parametrize("source", ["None", "event.coupon == None", "event.a if event.b else None"])
+def test_none_is_not_in_the_language_of_a_program_being_applied(source: str) -> None:
+    with pytest.raises(ExpressionError, match="constant None is not allowed"):
+        compile_expression(source, strict=True)
+    compile_expression(source)  # a version published before it was refused still runs
+
+
+@pytest.mark.parametrize("digits", ["13", "-1", "True", "2.0", "'2'", "6 + 7", "13 if 1 < 2 else 12"])
+def test_a_digit_count_round_cannot_take_is_refused_when_it_names_nothing(digits: str) -> None:
+    source = f"round(event.amount, {digits})"
+    with pytest.raises(ExpressionError, match=re.escape("round() takes 0 to 12 digits")):
+        compile_expression(source, strict=True)
+    with pytest.raises(ExpressionError, match=re.escape("round() takes 0 to 12 digits")):
+        compile_expression(source).evaluate(ENV)  # not strict: compiles, and fails only when run
+
+
+def test_a_digit_count_round_takes_or_one_read_from_the_event_compiles_strictly() -> None:
+    assert compile_expression("round(event.amount, 0) + round(event.amount, 6 + 6)", strict=True).evaluate(ENV) == \
+        Decimal("241.5")  # 121 (halves away from zero) + 120.5
+    varies = compile_expression("round(event.amount, event.digits)", strict=True)  # known at each event only
+    assert varies.evaluate({**ENV, "event": {**ENV["event"], "digits": 1}}) == Decimal("120.5")
+    with pytest.raises(ExpressionError, match="division by zero"):
+        compile_expression("round(event.amount, 1 // 0)", strict=True)

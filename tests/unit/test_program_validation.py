@@ -249,3 +249,54 @@ def test_a_cooldown_is_a_duration_kept_as_written_and_a_bad_one_is_a_problem_wit
     for odd in (timedelta(0), timedelta(days=400), timedelta(seconds=90.5)):  # from Python: held to the same
         with pytest.raises(ValidationError):
             RuleLimits(cooldown=odd)
+
+
+def test_expressions_that_could_only_skip_their_rule_are_refused_with_the_rules_path() -> None:
+    rules = ('  - {key: r, event: checkin, points: "None"}\n'
+             '  - {key: s, event: checkin, points: 5, growth: "round(event.x, 13)"}\n'
+             '  - {key: t, event: checkin, when: "None", points: 1}\n'
+             '  - {key: u, event: checkin, points: "event.x if event.y else None"}\n')
+    assert problems_of(SIMPLE_PROGRAM + rules) == [
+        "rules[1].points: constant None is not allowed (numbers, strings, True and False are)",
+        "rules[2].growth: round() takes 0 to 12 digits",
+        "rules[3].when: constant None is not allowed (numbers, strings, True and False are)",
+        "rules[4].points: constant None is not allowed (numbers, strings, True and False are)"]
+    assert load_program(SIMPLE_PROGRAM + '  - {key: s, event: checkin, growth: "round(event.x, 12)"}\n')
+
+
+def test_a_stored_version_that_uses_none_or_a_digit_count_round_cannot_take_still_loads() -> None:
+    stored = document(load_program(SIMPLE_PROGRAM + "  - {key: r, event: checkin, points: 1}\n"))
+    stored["rules"][1].update(when="event.coupon != None", growth="round(event.x, 13)")  # published before refused
+    assert validate_program(stored, stored=True).rules[1].when == "event.coupon != None"
+
+
+def test_every_problem_of_every_rule_is_listed_at_once() -> None:
+    found = problems_of(SIMPLE_PROGRAM + "  - {key: a, on: checkin, points: 'foo'}\n"
+                                         "  - {key: b, event: checkin, growth: -5, limits: {points: {day: 0}}}\n")
+    assert found == [
+        "rules[1]: write `event:`, not `on:` (YAML reads a bare `on` as true)",
+        "rules[1].points: name 'foo' is not allowed",
+        "rules[2].limits.points.day: Input should be greater than or equal to 1",
+        "rules[2].growth: a rule cannot take growth value away (only a refund of the order takes back what it gave);"
+        " to discourage a behaviour, take points"]
+
+
+def test_a_rule_written_with_on_is_checked_as_if_it_said_event() -> None:
+    found = problems_of(SIMPLE_PROGRAM + "  - {key: a, on: Video-Watched, points: \"'x'\", pending: maybe}\n")
+    assert found == [
+        "rules[1]: write `event:`, not `on:` (YAML reads a bare `on` as true)",
+        "rules[1].pending: Input should be a valid boolean, unable to interpret input",  # not `event` missing
+        "rules[1].event: 'Video-Watched' can never arrive: event types are lower-case words joined by dots "
+        "(e.g. order.paid, video.watched)",
+        "rules[1].points: gives 'x' whatever the event; an award must be a number"]
+
+
+def test_a_field_that_does_not_parse_leaves_the_checks_of_the_others_and_adds_none() -> None:
+    # the bad event, key and limits are listed once each; the checks on them do not run on a stand-in
+    found = problems_of(SIMPLE_PROGRAM + "  - {key: '', event: 5, points: -5, when: 1, limits: {budget: 0}}\n")
+    assert [p.split(":")[0] for p in found] == ["rules[1].key", "rules[1].event", "rules[1].when.str",
+                                                "rules[1].when.bool", "rules[1].limits.budget"], found
+    found = problems_of(SIMPLE_PROGRAM + "  - {key: d, event: x, points: -5, limits: {points: {day: 4}}, pending: 2}\n")
+    assert found == ["rules[1].pending: Input should be a valid boolean, unable to interpret input",
+                     "rules[1].limits.points: a deduction (negative points) is limited by how often it happens (times)"
+                     " only"]

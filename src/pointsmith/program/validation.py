@@ -2,7 +2,8 @@
 
 Each section is parsed on its own so a type error in one section does not
 hide a logic error in another; checks that span fields run on each section
-that parsed. Paths read like `tiers.levels[2].threshold`.
+that parsed, and on a rule's fields that parsed. Paths read like
+`tiers.levels[2].threshold`.
 """
 from __future__ import annotations
 
@@ -165,17 +166,40 @@ def _parse(model: type[S], data: Any, path: str, problems: Problems) -> S | None
 
 
 def _parse_item(model: type[S], item: Any, path: str, problems: Problems, zone: tzinfo, *, new: bool) -> S | None:
-    if isinstance(item, dict) and True in item:
+    if model is not Rule or not isinstance(item, dict):
+        return _parse(model, item, path, problems)
+    return cast("S | None", _parse_rule(item, path, problems, zone, new=new))
+
+
+def _parse_rule(item: dict[Any, Any], path: str, problems: Problems, zone: tzinfo, *, new: bool) -> Rule | None:
+    """The rule, or None; its problems are listed all at once: a wrong field does not hide another's."""
+    if True in item:
         problems.append(f"{path}: write `event:`, not `on:` (YAML reads a bare `on` as true)")
+        item = dict(item)
+        item.setdefault("event", item.pop(True))  # checked as the `event:` it was meant to be
+    problems += [f"{path}{p}" for p in _check_expressions(item, new=new)]
+    try:
+        rule = Rule.model_validate(item)
+    except ValidationError as e:
+        problems += [f"{_path(path, err['loc'])}: {err['msg']}" for err in e.errors()]
+        part = _fields_that_parse(item, e)
+        if part is not None:
+            problems += [f"{path}{p}" for p in _check_rule(_in_zone(part, zone), new=new)]
         return None
-    section = _parse(model, item, path, problems)
-    if model is Rule and isinstance(item, dict):
-        problems += [f"{path}{p}" for p in _check_expressions(item)]  # also when the rule did not parse
-    if isinstance(section, Rule):
-        rule = _in_zone(section, zone)
-        problems += [f"{path}{p}" for p in _check_rule(rule, new=new)]
-        return cast(S, rule)
-    return section
+    rule = _in_zone(rule, zone)
+    problems += [f"{path}{p}" for p in _check_rule(rule, new=new)]
+    return rule
+
+
+def _fields_that_parse(item: dict[Any, Any], error: ValidationError) -> Rule | None:
+    """The rule without the fields that did not parse (their problems are listed), so the checks of the others
+    still run: those left out are at their defaults, which no check refuses, and a required one is a stand-in."""
+    wrong = {err["loc"][0] for err in error.errors() if err["loc"]}
+    kept = {k: v for k, v in item.items() if k in Rule.model_fields and k not in wrong}
+    try:
+        return Rule.model_validate({"key": "rule", "event": "rule", **kept})
+    except ValidationError:
+        return None
 
 
 def _in_zone(rule: Rule, zone: tzinfo) -> Rule:
@@ -243,13 +267,13 @@ def _check_tiers(raw: Any) -> Iterator[str]:
     yield from (f".levels{p}" for p in _repeated_keys(levels))
 
 
-def _check_expressions(raw_rule: dict[str, Any]) -> Iterator[str]:
+def _check_expressions(raw_rule: dict[str, Any], *, new: bool) -> Iterator[str]:
     for field in ("when", "points", "growth"):
         source = raw_rule.get(field)
         if (field == "when" and isinstance(source, bool)) or not isinstance(source, str | int | float):
             continue  # absent, YAML's true / false, or a type error listed already
         try:
-            compile_expression(source)
+            compile_expression(source, strict=new)
         except ExpressionError as e:
             yield f".{field}: {e}"
 
@@ -265,12 +289,12 @@ def _check_rule(rule: Rule, *, new: bool) -> Iterator[str]:
         yield ".active.until: must be later than active.from"
     if not new:
         return
-    when = _constant(rule.when) if rule.when is not None else None
-    if when is not None and not isinstance(when, bool):
+    when = _constant(rule.when) if rule.when is not None else VARIES
+    if when is not VARIES and not isinstance(when, bool):
         yield f".when: gives {when!r} whatever the event; a condition must be true or false"
     growth, points = _constant(rule.growth), _constant(rule.points)
     for field, value in (("points", points), ("growth", growth)):
-        if value is not None and not is_number(value):
+        if value is not VARIES and not is_number(value):
             yield f".{field}: gives {value!r} whatever the event; an award must be a number"
     growth, points = (v if is_number(v) else None for v in (growth, points))
     if growth is not None and growth < 0:
@@ -283,13 +307,17 @@ def _check_rule(rule: Rule, *, new: bool) -> Iterator[str]:
             yield ".limits.budget: a budget bounds the points a rule gives; this rule takes points"
 
 
+VARIES = object()  # what _constant gives for an expression with no one value: not None, which one may give
+
+
 def _constant(source: int | float | str | bool) -> Any:
-    """The value of an expression that names nothing (5, "-200", "2 * 50", "1 == 1"), or None."""
+    """The value of an expression that names nothing (5, "-200", "2 * 50", "1 == 1"), or VARIES."""
     try:
-        expression = compile_condition(source) if isinstance(source, str | bool) else compile_expression(source)
-        return None if expression.names else expression.evaluate({})
+        expression = compile_condition(source, strict=True) if isinstance(source, str | bool) \
+            else compile_expression(source, strict=True)
+        return VARIES if expression.names else expression.evaluate({})
     except ExpressionError:
-        return None  # listed by _check_expressions
+        return VARIES  # listed by _check_expressions
 
 
 def _duplicate_keys(items: list[Any], path: str) -> Iterator[str]:
