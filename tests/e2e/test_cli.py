@@ -235,6 +235,28 @@ def test_a_parallel_import_refuses_what_needs_file_order(cli: Cli) -> None:
         assert cli.json("events", "import", str(orders), "--json")["accepted"] == 3  # one worker takes it
 
 
+def test_a_parallel_import_refuses_an_event_id_that_two_workers_would_race_for(cli: Cli) -> None:
+    """The later of two lines with one id is refused, as one process refuses it: only file order says
+    which that is, so members of two workers sharing an id need one worker."""
+    cli.run("program", "apply", str(cli.write("p.yaml", SIMPLE_PROGRAM)))
+    one = "alice"
+    other = next(m for m in (f"m{i}" for i in range(100))
+                 if importing.worker_of({"member_id": m}, 2) != importing.worker_of({"member_id": one}, 2))
+    lines = [event(f"a{i}", member=one, order_id=f"o{i}", amount=1) for i in range(3)]
+    lines += [event("x", member=one, order_id="ox", amount=5), event("x", member=other, order_id="oy", amount=9)]
+    path = cli.write("ids.ndjson", "\n".join(json.dumps(e) for e in lines) + "\n")
+    target = get_engine(cli.db)
+    if cli.db.startswith("postgresql"):
+        refusal = importing.parallel_refusal(target, path, 2)
+        assert refusal is not None and "lines 4 and 5 give event id 'x' to two members" in refusal
+        same_worker = cli.write("same.ndjson", "\n".join(json.dumps({**e, "member_id": one}) for e in lines) + "\n")
+        assert importing.parallel_refusal(target, same_worker, 2) is None  # one worker keeps file order
+        r = cli.run("events", "import", str(path), "--workers", "2", check=False)
+        assert r.returncode != 0 and "event id 'x'" in r.stderr
+    done = json.loads(cli.run("events", "import", str(path), "--json", check=False).stdout)
+    assert (done["accepted"], done["rejected"]) == (4, 1) and done["errors"][0]["line"] == 5
+
+
 def test_the_import_takes_one_worker_a_core_where_the_file_and_the_database_allow(cli: Cli) -> None:
     cli.run("program", "apply", str(cli.write("p.yaml", SIMPLE_PROGRAM)))
     order = json.dumps(event("e1", order_id="o1", amount=10))

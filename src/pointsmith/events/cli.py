@@ -43,7 +43,7 @@ def import_(file: Annotated[str, typer.Argument(help="NDJSON file, or - for stan
         if workers is None:  # what the file and the database allow
             workers = 1 if replay else importing.auto_workers(target, path)
         elif workers > 1:
-            importing.check_parallel(target, path)
+            importing.check_parallel(target, path, workers)
     if importing.without_program(target):
         typer.echo("warning: no program is published: these events earn nothing, now or when imported again "
                    "(`pointsmith program apply FILE` first)", err=True)

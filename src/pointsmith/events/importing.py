@@ -5,9 +5,10 @@ the lines of their own members (a stable hash of `member_id`), so each
 member's events keep their file order and no two workers ever lock the same
 member. Across members the file order is not kept, which matters only where
 members share something: a rule's budget (awarded in the order the workers
-reach it) and a registration's invite code (the inviter may not be there
-yet). Where either could apply, an explicit `--workers N` is refused and the
-default (`auto_workers`) takes one process.
+reach it), a registration's invite code (the inviter may not be there yet)
+and an event id given to members of two workers (the later line is the one
+to refuse). Where any could apply, an explicit `--workers N` is refused and
+the default (`auto_workers`) takes one process.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import io
 import multiprocessing
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import zlib
@@ -26,6 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -200,14 +203,14 @@ def worker_of(raw: Any, workers: int) -> int:
     return zlib.crc32(member_id.encode("utf-8", "surrogateescape")) % workers if isinstance(member_id, str) else 0
 
 
-def check_parallel(target: Engine, path: Path) -> None:
+def check_parallel(target: Engine, path: Path, workers: int) -> None:
     """Refuse a parallel import where the order across members could change an outcome."""
-    refusal = parallel_refusal(target, path)
+    refusal = parallel_refusal(target, path, workers)
     if refusal is not None:
         raise ValidationFailed(refusal)
 
 
-def parallel_refusal(target: Engine, path: Path) -> str | None:
+def parallel_refusal(target: Engine, path: Path, workers: int) -> str | None:
     """Why `path` must be imported by one process into `target`, if it must."""
     if not is_postgres(target):
         return "--workers needs PostgreSQL: SQLite has a single writer"
@@ -217,12 +220,73 @@ def parallel_refusal(target: Engine, path: Path) -> str | None:
     if budgeted:
         return (f"--workers: rule {budgeted[0]!r} has a budget shared by all members in file order; "
                 "import with one worker")
-    with open_events(path) as stream:
+    with open_events(path) as stream, _ids_by_worker() as ids:
         for number, line in enumerate(stream, 1):
             if '"member.registered"' in line and '"invite_code"' in line:
                 return (f"--workers: line {number} registers a member with an invite code, whose inviter "
                         "must come first in file order; import with one worker")
+            ids.add(number, line, workers)
+        shared = ids.first_shared()
+    if shared is not None:
+        event_id, first, second = shared
+        return (f"--workers: lines {first} and {second} give event id {event_id!r} to two members, and the first "
+                "must be the one kept (the other is refused); import with one worker")
     return None
+
+
+class _IdsByWorker:
+    """Each line's event id and the worker its member goes to, in a temporary SQLite file (memory stays
+    flat whatever the file's size), to find an id that two workers would race for: a second line with
+    an id is refused (`idempotency_conflict`), and only file order may say which line that is."""
+
+    CHUNK = 10_000
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db, self.rows = db, list[tuple[str, int, int]]()
+        db.execute("CREATE TABLE ids (id TEXT NOT NULL, worker INTEGER NOT NULL, line INTEGER NOT NULL)")
+
+    def add(self, number: int, line: str, workers: int) -> None:
+        if not line.strip():
+            return
+        try:
+            raw = orjson.loads(line)  # ids only: faster than the import's own reading (Decimal amounts)
+        except orjson.JSONDecodeError:
+            try:
+                raw = parse_line(line)  # (an integer past 64 bits, say)
+            except DomainError:
+                return  # rejected by its worker whichever it is
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+            self.rows.append((raw["id"], worker_of(raw, workers), number))
+            if len(self.rows) >= self.CHUNK:
+                self._flush()
+
+    def _flush(self) -> None:
+        self.db.executemany("INSERT INTO ids VALUES (?, ?, ?)", self.rows)
+        self.rows.clear()
+
+    def first_shared(self) -> tuple[str, int, int] | None:
+        """(id, its first line, its first line in another worker) of the earliest id two workers share."""
+        self._flush()
+        found = self.db.execute("SELECT id, MIN(line) FROM ids GROUP BY id HAVING MIN(worker) <> MAX(worker) "
+                                "ORDER BY MIN(line) LIMIT 1").fetchone()
+        if found is None:
+            return None
+        event_id, first = found
+        second = self.db.execute("SELECT MIN(line) FROM ids WHERE id = ? AND worker <> "
+                                 "(SELECT worker FROM ids WHERE id = ? AND line = ?)",
+                                 (event_id, event_id, first)).fetchone()[0]
+        return str(event_id), int(first), int(second)
+
+
+@contextmanager
+def _ids_by_worker() -> Iterator[_IdsByWorker]:
+    db = sqlite3.connect("")  # "": a temporary database on disk, deleted when closed
+    try:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        yield _IdsByWorker(db)
+    finally:
+        db.close()
 
 
 # a file smaller than this is imported by one process: starting a worker costs about a second
@@ -234,9 +298,10 @@ def auto_workers(target: Engine, path: Path) -> int:
     """How many processes import `path` when the user did not say: one a core (up to AUTO_MAX_WORKERS)
     on PostgreSQL for a file of some size that allows it, else one."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if cores < 2 or path.stat().st_size < AUTO_MIN_BYTES or parallel_refusal(target, path) is not None:
+    workers = min(cores, AUTO_MAX_WORKERS)
+    if cores < 2 or path.stat().st_size < AUTO_MIN_BYTES or parallel_refusal(target, path, workers) is not None:
         return 1
-    return min(cores, AUTO_MAX_WORKERS)
+    return workers
 
 
 _positions: Any = None  # the bytes each worker has read (shared memory), for the progress bar
