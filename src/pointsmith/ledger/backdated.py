@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -33,9 +34,10 @@ class OwnLot:
     remaining: int          # available now
     pending_then: int       # at the take-back's time
     available_then: int
-    activated: int = 0      # moved from pending to available by an activation after that time
+    activated: int = 0      # moved from pending to available by an activation after that time (net of corrections)
     activated_at: datetime | None = None
-    expired: int = 0        # expired after that time
+    settled: int = 0        # ...of which that activation paid the member's debt
+    expired: int = 0        # expired after that time, by the expiry job or a hold returning points to it
     expired_at: datetime | None = None
 
 
@@ -56,25 +58,37 @@ def own_lots(conn: Connection, member_id: str, at: datetime, *, event_id: str | 
 
 
 def _subtract_later_movements(conn: Connection, member_id: str, at: datetime, lots: dict[int, OwnLot]) -> None:
-    """Turn the lots' present balances into those at `at`, noting the job movements dated after it."""
+    """Turn the lots' present balances into those at `at`, noting the job movements dated after it.
+
+    Movements come in pairs of postings (ledger/jobs.py, holds.py and `take` below write them so): an
+    activation is pending -p then available +p on the lot, and the debt it pays is available -s on
+    the lot then +s on no lot; an expiry is available -x on the lot then `expired` +x; a correction
+    is any of these the other way round."""
     t, p = ledger_transactions.c, ledger_postings.c
     later = conn.execute(
-        sa.select(p.lot_id, p.account, p.amount, t.kind, t.effective_at)
+        sa.select(p.transaction_id, p.account, p.amount, p.lot_id, t.kind, t.effective_at)
         .select_from(ledger_postings.join(ledger_transactions, t.id == p.transaction_id))
-        .where(t.member_id == member_id, t.effective_at > at, p.lot_id.in_(list(lots)))
-        .order_by(t.effective_at, t.id)).all()
-    for lot_id, account, amount, kind, effective_at in later:
-        lot = lots[lot_id]
-        if account == "pending":
-            lot.pending_then -= amount
-            if kind == "activate" and amount < 0:
-                lot.activated -= amount
-                lot.activated_at = lot.activated_at or clock.ensure_utc(effective_at)
-        elif account == "available":
-            lot.available_then -= amount
-            if kind == "expire" and amount < 0:
-                lot.expired -= amount
-                lot.expired_at = lot.expired_at or clock.ensure_utc(effective_at)
+        .where(t.member_id == member_id, t.effective_at > at)
+        .order_by(t.effective_at, t.id, p.line)).all()
+    for this, after in pairwise([*later, None]):
+        lot = lots.get(this.lot_id) if this.lot_id is not None else None
+        if lot is None:
+            continue
+        when = clock.ensure_utc(this.effective_at)
+        pair = after if after is not None and after.transaction_id == this.transaction_id else None
+        if this.account == "pending":
+            lot.pending_then -= this.amount
+            if this.kind == "activate" or (this.kind == "correct" and this.amount > 0):
+                lot.activated -= this.amount
+                lot.activated_at = lot.activated_at or when
+        elif this.account == "available":
+            lot.available_then -= this.amount
+            if pair is not None and pair.account == "expired":
+                lot.expired -= this.amount
+                lot.expired_at = lot.expired_at or when
+            elif pair is not None and pair.account == "available" and pair.lot_id is None and \
+                    this.kind in ("activate", "correct"):
+                lot.settled -= this.amount
 
 
 def take(lot: OwnLot, points: int, *, pending_only: bool = False) -> tuple[list[Posting], list[Correction], int]:
@@ -82,25 +96,31 @@ def take(lot: OwnLot, points: int, *, pending_only: bool = False) -> tuple[list[
     the corrections of the jobs it overtakes, and what it took."""
     from_pending = min(points, lot.pending_then, lot.pending + lot.activated)
     unactivated = max(0, from_pending - lot.pending)  # pending points the activation has since moved
-    spent = unactivated - (lot.remaining + lot.expired)  # ...and that are gone since by other means
-    if spent > 0:
-        from_pending, unactivated = from_pending - spent, unactivated - spent
+    # the activation gave the lot what it did not pay to debt: only that much comes back out of it
+    net = min(unactivated, lot.activated - lot.settled)
+    gone = net - (lot.remaining + lot.expired)  # ...and gone since by other means (a spend)
+    if gone > 0:
+        net -= gone
+        from_pending, unactivated = from_pending - (unactivated - net), net
+    unsettled = unactivated - net  # debt the activation paid with points it would not have had
     from_available = 0 if pending_only else max(0, min(points - from_pending, lot.available_then,
-                                                       lot.remaining + lot.expired - unactivated))
-    unexpired = max(0, unactivated + from_available - lot.remaining)  # what the expiry has since taken
+                                                       lot.remaining + lot.expired - net))
+    unexpired = max(0, net + from_available - lot.remaining)  # what the expiry has since taken
     postings = [Posting(account, -part, lot.id)
                 for account, part in (("pending", from_pending), ("available", from_available)) if part > 0]
     corrections: list[Correction] = []
     if unactivated and lot.activated_at is not None:
-        corrections.append((lot.activated_at, (Posting("pending", unactivated, lot.id),
-                                               Posting("available", -unactivated, lot.id))))
+        corrections.append((lot.activated_at, (
+            Posting("pending", unactivated, lot.id), Posting("available", -unactivated, lot.id),
+            *((Posting("available", unsettled, lot.id), Posting("available", -unsettled)) if unsettled else ()))))
     if unexpired and lot.expired_at is not None:
         corrections.append((lot.expired_at, (Posting("available", unexpired, lot.id),
                                              Posting("expired", -unexpired))))
     lot.pending += unactivated - from_pending
-    lot.remaining += unexpired - unactivated - from_available
+    lot.remaining += unexpired - net - from_available
     lot.pending_then -= from_pending
     lot.available_then -= from_available
     lot.activated -= unactivated
+    lot.settled -= unsettled
     lot.expired -= unexpired
     return postings, corrections, from_pending + from_available

@@ -13,7 +13,8 @@ from pointsmith.analytics.summary import summary
 from pointsmith.events import service as events
 from pointsmith.events.validation import parse_event
 from pointsmith.jobs.service import run_due_within
-from pointsmith.ledger import queries
+from pointsmith.ledger import holds, queries
+from pointsmith.ledger import service as points
 from pointsmith.ledger.verify import verify
 from pointsmith.members.view import member_view
 from tests.factories import event, points_program, publish
@@ -61,6 +62,53 @@ def test_a_refund_cancels_pending_points_even_past_their_lots_expiry(conn: Conne
     assert queries.balance(conn, "m") == {"available": 30, "pending": 0, "held": 0, "debt": 0}
     run_due_within(conn, START + timedelta(days=59))
     assert queries.balance(conn, "m")["available"] == 30  # the check-in's lot, until day 61
+
+
+def _day(day: int) -> datetime:
+    return START + timedelta(days=day)
+
+
+def test_two_late_parts_of_a_refund_undo_the_expiry_once_and_leave_a_spend_as_debt(conn: Connection) -> None:
+    publish(conn, points_program(expiry="{policy: rolling, months: 1}"))
+    _deliver(conn, event("o1", member="m", at=_at(0), order_id="o1", amount=100), START)
+    with clock.frozen(_day(15)):
+        points.spend(conn, "m", 30, key="s1", at=_day(15))  # from the order's lot; the job expires its other 70
+    for eid, day, arrives in (("r1", 10, 40), ("r2", 12, 41)):
+        _deliver(conn, event(eid, "order.refunded", member="m", at=_at(day), order_id="o1", amount=50), _day(arrives))
+    with clock.frozen(_day(41)):
+        assert summary(conn)["points"]["expired"] == 0  # as one late refund of 100 would leave it
+    assert queries.balance(conn, "m")["debt"] == 30 and verify(conn).ok
+
+
+def test_a_late_refund_gives_back_the_debt_its_orders_activation_paid(conn: Connection) -> None:
+    """On time, the refund cancels the pending points, so the activation pays no debt with them."""
+    publish(conn, points_program(pending_days=7).replace(*PENDING))
+    for member, arrives in (("now", 12), ("late", 40)):
+        _deliver(conn, event(f"{member}-o0", member=member, at=_at(0), order_id="o0", amount=100), START)
+        with clock.frozen(_day(8)):
+            run_due_within(conn, _day(8))
+            points.spend(conn, member, 100, key=f"{member}-s", at=_day(8))
+        _deliver(conn, event(f"{member}-r0", "order.refunded", member=member, at=_at(9), order_id="o0", amount=100),
+                 _day(9))  # 100 of debt
+        _deliver(conn, event(f"{member}-o1", member=member, at=_at(10), order_id="o1", amount=100), _day(10))
+        _deliver(conn, event(f"{member}-r1", "order.refunded", member=member, at=_at(12), order_id="o1",
+                             amount=100), _day(arrives))  # late: after day 17's activation paid the debt
+    run_due_within(conn, _day(60))
+    for day in (11, 13, 18, 60):
+        assert queries.balance(conn, "late", at=_day(day)) == queries.balance(conn, "now", at=_day(day)), day
+    assert queries.balance(conn, "late")["debt"] == 100 and verify(conn).ok
+
+
+def test_a_late_refund_takes_points_a_hold_returned_to_its_expired_lot(conn: Connection) -> None:
+    publish(conn, points_program(expiry="{policy: rolling, months: 1}"))
+    _deliver(conn, event("o1", member="m", at=_at(0), order_id="o1", amount=100), START)
+    with clock.frozen(_day(25)):
+        holds.hold(conn, "m", 100, key="h1", timeout=timedelta(days=10), at=_day(25))  # lapses on day 35
+    _deliver(conn, event("r1", "order.refunded", member="m", at=_at(20), order_id="o1", amount=100), _day(40))
+    run_due_within(conn, _day(60))
+    with clock.frozen(_day(60)):
+        assert summary(conn)["points"]["expired"] == 0
+    assert queries.balance(conn, "m") == {"available": 0, "pending": 0, "held": 0, "debt": 0} and verify(conn).ok
 
 
 def _history(rng: random.Random) -> list[dict[str, Any]]:
