@@ -372,6 +372,18 @@ def test_an_import_without_a_program_says_its_events_earn_nothing(cli: Cli) -> N
     assert r.stderr.startswith("warning: no program is published")
 
 
+def _wait_for_events(url: str, run: subprocess.Popen[str]) -> None:
+    """Until an import running as `run` has committed some events (however long its start took)."""
+    engine = get_engine(url)
+    for _ in range(600):
+        with engine.connect() as conn:
+            if conn.execute(sa.text("SELECT count(*) FROM events")).scalar():
+                return
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.1)
+    raise AssertionError("the import saved nothing in a minute")
+
+
 def test_an_interrupted_import_says_what_it_saved_and_going_on_resumes(cli: Cli) -> None:
     cli.run("program", "apply", str(cli.write("p.yaml", SIMPLE_PROGRAM)))
     lines = [json.dumps(event(f"i{i}", member=f"m{i % 300}", order_id=f"o{i}", amount=10)) for i in range(100_000)]
@@ -379,7 +391,7 @@ def test_an_interrupted_import_says_what_it_saved_and_going_on_resumes(cli: Cli)
     run = subprocess.Popen([sys.executable, "-m", "pointsmith", "events", "import", str(path)], cwd=cli.cwd,
                            env={**os.environ, "POINTSMITH_DATABASE_URL": cli.db}, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    time.sleep(4)  # started (on PostgreSQL, one worker a core), and some batches in
+    _wait_for_events(cli.db, run)  # started (on PostgreSQL, one worker a core), and some batches in
     os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 130, stderr

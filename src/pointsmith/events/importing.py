@@ -350,6 +350,21 @@ def _work(url: str, path: str, index: int, workers: int) -> tuple[Totals, Errors
     return totals, errors, False
 
 
+@contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Workers started here ignore Ctrl-C until their import loop takes it (an ignored signal stays
+    ignored across exec): one that came while a worker was still importing its modules would kill
+    it with a traceback. The parent, which takes it, tells them to stop through `_stop` anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def import_parallel(url: str, path: Path, workers: int, progress: Callable[[int], Any]) -> tuple[Totals, Errors]:
     """`import_stream` of a file by `workers` processes (see the module's note); `progress` is told how
     far the slowest worker has read."""
@@ -357,7 +372,8 @@ def import_parallel(url: str, path: Path, workers: int, progress: Callable[[int]
     positions, stop = context.RawArray("q", workers), context.RawValue("b", 0)
     with (_interrupt_between_batches() as interrupted,
           ProcessPoolExecutor(workers, mp_context=context, initializer=_share, initargs=(positions, stop)) as pool):
-        futures = [pool.submit(_work, url, str(path), i, workers) for i in range(workers)]
+        with _children_ignore_sigint():
+            futures = [pool.submit(_work, url, str(path), i, workers) for i in range(workers)]
         while not all(f.done() for f in futures):
             wait(futures, timeout=0.2)
             stop.value = stop.value or bool(interrupted)  # (a terminal's Ctrl-C reaches the workers too)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import pairwise
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -70,7 +69,8 @@ def _subtract_later_movements(conn: Connection, member_id: str, at: datetime, lo
         .select_from(ledger_postings.join(ledger_transactions, t.id == p.transaction_id))
         .where(t.member_id == member_id, t.effective_at > at)
         .order_by(t.effective_at, t.id, p.line)).all()
-    for this, after in pairwise([*later, None]):
+    for i, this in enumerate(later):
+        after = later[i + 1] if i + 1 < len(later) else None
         lot = lots.get(this.lot_id) if this.lot_id is not None else None
         if lot is None:
             continue
