@@ -266,7 +266,7 @@ def reverse_draft(conn: Connection, state: PointState, points: int, *, at: datet
                   program_version=policy.program_version, **details)
     why = f"{kind} dated {clock.iso(at)} overtook it"
     return [draft, *(Draft(state.member_id, "correct", when, fix, reference=reference, reason=why,
-                           event_id=details.get("event_id"))
+                           event_id=details.get("event_id"), program_version=policy.program_version)
                      for when, fix in sorted(corrections, key=lambda c: c[0]))], left
 
 

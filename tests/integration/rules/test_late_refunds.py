@@ -48,8 +48,10 @@ def test_a_refund_after_its_lot_expired_takes_it_from_that_lot_not_the_members_o
     assert (points["expired"], points["reversed"]) == (0, 100)
     assert queries.balance(conn, "m", at=START + timedelta(days=21))["available"] == 0
     assert queries.balance(conn, "m", at=START + timedelta(days=35))["available"] == 30
-    kinds = [t["kind"] for t in queries.history(conn, "m")[0]]
-    assert kinds.count("correct") == 1 and verify(conn).ok
+    corrections = [t for t in queries.history(conn, "m")[0] if t["kind"] == "correct"]
+    assert [(c["effective_at"], c["event_id"], c["program_version"]) for c in corrections] == [
+        ("2026-02-01T00:00:00Z", "r1", 1)]  # dated when the expiry ran, and naming what made it
+    assert verify(conn).ok
 
 
 def test_a_refund_cancels_pending_points_even_past_their_lots_expiry(conn: Connection) -> None:
