@@ -242,6 +242,7 @@ def reverse_draft(conn: Connection, state: PointState, points: int, *, at: datet
     corrections of scheduled work it overtook) and what was not taken."""
     postings: list[Posting] = []
     corrections: list[backdated.Correction] = []
+    own: list[backdated.OwnLot] = []
     left = points
     if own_event or (reference and from_reference_first):
         own = _own_lots(conn, state, policy, at, event_id=own_event, reference=reference)
@@ -252,8 +253,8 @@ def reverse_draft(conn: Connection, state: PointState, points: int, *, at: datet
                 corrections += fixes
                 left -= part
     if left > 0:
-        taken_ids = {p.lot_id for p in postings}
-        lots = [lot for lot in spendable_lots(conn, state, policy, at) if lot.id not in taken_ids]
+        own_ids = {lot.id for lot in own}  # judged as they stood at `at` already: the others now
+        lots = [lot for lot in spendable_lots(conn, state, policy, at) if lot.id not in own_ids]
         more, left = take_from_lots(lots, left)
         postings += more
     if left > 0 and allow_debt:
