@@ -10,7 +10,16 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pointsmith.program.schema import DecayConfig, Level, Period, Qualification, TiersConfig
-from pointsmith.tiers.policy import decay_balance, next_decay_drop, outlook, tier_at, transitions
+from pointsmith.tiers.policy import (
+    Segment,
+    decay_balance,
+    next_decay_drop,
+    outlook,
+    segment_at,
+    tier_at,
+    transitions,
+)
+from pointsmith.tiers.policy import moves as policy_moves
 
 LEVELS = [Level(key="member", name="M", threshold=0), Level(key="silver", name="S", threshold=100),
           Level(key="gold", name="G", threshold=300)]
@@ -113,3 +122,44 @@ def test_the_changes_are_exactly_where_the_tier_function_changes_value(
         if not inside:
             assert tier_at(config, UTC_ZONE, history, after).level == tier_at(config, UTC_ZONE, history,
                                                                                before).level, (before, after)
+
+
+SEGMENT_CONFIGS = [  # a raised threshold, a switch of mode with other tier keys, decay
+    TiersConfig(qualification=Qualification.lifetime, levels=LEVELS),
+    MONTHLY,
+    TiersConfig(qualification=Qualification.lifetime, levels=[
+        Level(key="basic", name="B", threshold=0), Level(key="silver", name="S", threshold=250)]),
+    DECAY,
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(entries=st.lists(st.tuples(st.integers(0, 400), st.integers(-150, 400)), max_size=14),
+       starts=st.lists(st.integers(1, 399), min_size=1, max_size=3, unique=True),
+       order=st.permutations(range(len(SEGMENT_CONFIGS))))
+def test_moves_across_policies_follow_the_policy_in_force_at_every_time(
+        entries: list[tuple[int, int]], starts: list[int], order: list[int]) -> None:
+    """Replaying the moves gives, at any time, the tier that the policy in force then gives for the
+    growth by then; and each move starts from the tier the one before left."""
+    day = timedelta(days=1)
+    begin = t(2026, 1, 1)
+    history = [(begin + d * day + timedelta(hours=9), g) for d, g in entries]
+    bounds = [begin + s * day for s in sorted(starts)]
+    configs = [SEGMENT_CONFIGS[i] for i in order][:len(bounds) + 1]
+    segments = [Segment(None if i == 0 else bounds[i - 1], bounds[i] if i < len(bounds) else None, c, UTC_ZONE)
+                for i, c in enumerate(configs)]
+    until = begin + 420 * day
+    changes = policy_moves(segments, history, until)
+    first = min((at for at, _ in history), default=None)
+    start = segment_at(segments, first).config.levels[0].key if first else None  # the member's first tier
+    for a, b in itertools.pairwise([None, *changes]):
+        assert b.from_tier == (a.to_tier if a else start) and b.from_tier != b.to_tier
+    assert [c.at for c in changes] == sorted(c.at for c in changes)
+    for probe in [begin + d * day + timedelta(hours=h) for d in range(0, 420, 7) for h in (0, 12)]:
+        segment = segment_at(segments, probe)
+        expected = segment.config.levels[tier_at(segment.config, UTC_ZONE, history, probe).level].key
+        held = [c.to_tier for c in changes if c.at <= probe]
+        if first is not None and first <= probe:
+            assert (held[-1] if held else start) == expected, probe
+        else:  # no growth yet: no tier recorded, the base one
+            assert not held and expected == segment.config.levels[0].key, probe

@@ -160,23 +160,17 @@ def _earliest(run: list[Event]) -> dict[str, datetime]:
 def _refresh_tiers(conn: Connection, timeline: list[programs.Version], growth_rows: list[dict[str, Any]],
                    states: dict[str, _State], window: dict[str, datetime] | None) -> None:
     """Bring the tier state of every member whose growth changed up to that member's latest growth in
-    the run, under the program in force then: where one event at a time leaves it when a member's
-    events come in time order (taking every member to the run's latest time would pass reviews that
-    no event of theirs reached, and judge them by a later version's tiers)."""
+    the run: where one event at a time leaves it when a member's events come in time order (taking
+    every member to the run's latest time would pass reviews that no event of theirs reached)."""
     until: dict[str, datetime] = {}
     for r in growth_rows:
         until[r["member_id"]] = max(r["effective_at"], until.get(r["member_id"], r["effective_at"]))
-    by_version: dict[int, tuple[programs.Version, list[str]]] = {}
-    for member_id, at in until.items():
-        version = programs.in_force(timeline, at)
-        if version is not None:
-            by_version.setdefault(version.version, (version, []))[1].append(member_id)
-    for version, grown in by_version.values():
-        # the states hold each member's history (or its window), this run's growth included
-        tiers.refresh(conn, version.program, grown, until,
-                      histories={m: [(t, g) for t, g, _, _ in states[m].history] for m in grown},
-                      since={m: window[m] for m in grown} if window is not None else None,
-                      stored={m: row for m in grown if (row := states[m].tier_state) is not None})
+    grown = [m for m, at in until.items() if programs.in_force(timeline, at) is not None]
+    # the states hold each member's history (or its window), this run's growth included
+    tiers.refresh(conn, timeline, grown, until,
+                  histories={m: [(t, g) for t, g, _, _ in states[m].history] for m in grown},
+                  since={m: window[m] for m in grown} if window is not None else None,
+                  stored={m: row for m in grown if (row := states[m].tier_state) is not None})
 
 
 class _Deduction(Exception):

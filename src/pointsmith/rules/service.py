@@ -86,7 +86,7 @@ def apply(conn: Connection, event: Event, member: Member, version: Version | Non
     outcome.update(rules=results, points=sum(r.get("points", 0) for r in results),
                    growth=sum(r.get("growth", 0) for r in results))
     if growth_rows or outcome.get("refund", {}).get("growth_back"):
-        tiers.refresh(conn, program, [member.id], event.occurred_at)
+        tiers.refresh(conn, programs.timeline(conn), [member.id], event.occurred_at)
     return outcome
 
 

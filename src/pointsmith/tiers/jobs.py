@@ -36,7 +36,7 @@ def step(conn: Connection, now: datetime, limit: int) -> int:
     if version is None:
         return 0
     program = version.program
-    done = _restate(conn, program, now, limit) or _end_overrides(conn, program, now)
+    done = _restate(conn, now, limit) or _end_overrides(conn, program, now)
     if done:
         return done
     due = _next_review(conn)
@@ -50,7 +50,7 @@ def step(conn: Connection, now: datetime, limit: int) -> int:
         return _review(conn, review_program, due)
     ids = list(conn.execute(sa.select(mt.member_id).where(mt.next_review_at <= now)
                             .order_by(mt.next_review_at, mt.member_id).limit(limit)).scalars())
-    service.refresh(conn, program, ids, now)  # decay: each member's falls, dated when due
+    service.refresh(conn, programs.timeline(conn), ids, now)  # decay: each member's falls, dated when due
     return len(ids)
 
 
@@ -160,9 +160,19 @@ def _end_overrides(conn: Connection, program: Program, now: datetime) -> int:
     return int(result.rowcount)
 
 
-def _restate(conn: Connection, program: Program, now: datetime, limit: int) -> int:
-    """Members whose state follows another tier policy (a new program version): recompute them."""
-    ids = list(conn.execute(sa.select(mt.member_id).where(mt.policy != service.checksum(program.tiers))
-                            .limit(limit)).scalars())
-    service.refresh(conn, program, ids, EARLIEST)  # each keeps the time its state was computed to
+def _restate(conn: Connection, now: datetime, limit: int) -> int:
+    """Members a new tier policy (a program version) has not reached: those whose state stands before
+    the latest policy to take over by `now` are brought up to its start; those whose state follows
+    another policy than the one in force at their state's time (a version published with an earlier
+    effective time) are recomputed where they stand. What came before a policy's start stands."""
+    timeline = programs.timeline(conn)
+    spans = service.segments(timeline)
+    passed = [s.start for s in spans if s.start is not None and s.start <= now]
+    stale = [sa.and_(mt.as_of >= s.start if s.start is not None else sa.true(),
+                     mt.as_of < s.end if s.end is not None else sa.true(),
+                     mt.policy != service.policy_checksum(s.config, s.tz)) for s in spans]
+    if passed:
+        stale.append(mt.as_of < passed[-1])
+    ids = list(conn.execute(sa.select(mt.member_id).where(sa.or_(*stale)).limit(limit)).scalars())
+    service.refresh(conn, timeline, ids, passed[-1] if passed else EARLIEST)
     return len(ids)

@@ -11,6 +11,12 @@
 History entries are (effective time, growth), refunds as negative growth.
 `transitions` lists every change of tier the same rules imply, with its
 reason and effective time; `outlook` says what the next review holds.
+
+Program versions may change the tier policy. The tier at a time is what the
+policy in force then gives for the growth up to then (as if that policy had
+always applied): `moves` walks a member through each version's span, and
+where a new policy puts the member elsewhere it records a `program` change at
+the version's effective time. What came before stands.
 """
 from __future__ import annotations
 
@@ -142,7 +148,7 @@ def _decay_tier(config: TiersConfig, entries: list[Entry], at: datetime) -> Tier
     return TierState(level_for(config.levels, balance), balance)
 
 
-Reason = Literal["upgrade", "review", "decay", "refund"]
+Reason = Literal["upgrade", "review", "decay", "refund", "program"]
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,56 @@ def transitions(config: TiersConfig, tz: ZoneInfo, history: Sequence[Entry], unt
             if i + 1 == len(moments) or moments[i + 1][0] != t or moments[i + 1][1]:
                 new = level_for(levels, walk.at(t))
                 move(t, new, "upgrade" if new > level else "refund")
+    return out
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A span of time under one tier policy: [start, end), None for the beginning or the end of time."""
+
+    start: datetime | None
+    end: datetime | None
+    config: TiersConfig
+    tz: ZoneInfo
+
+    def holds(self, t: datetime) -> bool:
+        return (self.start is None or self.start <= t) and (self.end is None or t < self.end)
+
+
+def segment_at(segments: Sequence[Segment], t: datetime) -> Segment:
+    return next((s for s in segments if s.holds(t)), segments[0])
+
+
+@dataclass(frozen=True)
+class Move:
+    """A change of tier, by key (a later policy may have other levels)."""
+
+    at: datetime
+    from_tier: str
+    to_tier: str
+    reason: Reason
+
+
+def moves(segments: Sequence[Segment], history: Sequence[Entry], until: datetime) -> list[Move]:
+    """Every change of tier up to `until` across the spans of several policies: each span's own
+    transitions, and at a span's start the change (if any) from the tier held to what the new policy
+    gives (only for a member with growth by then: one who came later starts under it)."""
+    out: list[Move] = []
+    held = segments[0].config.levels[0].key
+    for segment in segments:
+        if segment.start is not None and segment.start > until:
+            break
+        config, tz = segment.config, segment.tz
+        if segment.start is not None:
+            key = config.levels[tier_at(config, tz, history, segment.start).level].key
+            if key != held and any(t <= segment.start for t, _ in history):
+                out.append(Move(segment.start, held, key, "program"))
+            held = key
+        stop = until if segment.end is None else min(until, segment.end)
+        for change in transitions(config, tz, history, stop):
+            if segment.holds(change.at) and change.at != segment.start:  # (the start's own change is above)
+                held = config.levels[change.to_level].key
+                out.append(Move(change.at, config.levels[change.from_level].key, held, change.reason))
     return out
 
 

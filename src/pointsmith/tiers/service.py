@@ -34,16 +34,20 @@ from pointsmith.db import (
 )
 from pointsmith.errors import ValidationFailed
 from pointsmith.growth import service as growth
+from pointsmith.program import service as programs
 from pointsmith.program.schema import Level, Program, Qualification, TiersConfig
+from pointsmith.program.service import Version
 from pointsmith.tiers.policy import (
+    Segment,
+    moves,
     next_decay_drop,
     next_period,
     next_review,
     outlook,
     period_start,
     projected_level,
+    segment_at,
     tier_at,
-    transitions,
 )
 from pointsmith.tiers.tables import member_tiers, tier_changes
 
@@ -73,53 +77,91 @@ def warning_row(levels: list[Level], member_id: str, review: datetime, at: datet
             "recorded_at": now, "delivered_at": None}
 
 
-def _passed_warnings(config: TiersConfig, tz: ZoneInfo, member_id: str, history: list[tuple[datetime, int]],
+def _passed_warnings(segments: list[Segment], member_id: str, history: list[tuple[datetime, int]],
                      previous: dict[str, Any], as_of: datetime) -> list[dict[str, Any]]:
-    """The downgrade warnings of the reviews this refresh carries a member past that nobody sent (an
-    import went on past them before the jobs ran): each dated and judged as the warning job would
+    """The downgrade warnings of the reviews this refresh carries a member past (those after the time
+    its state stood at, up to `as_of`) that nobody sent (an import went on past them before the jobs
+    ran): each judged by the policy in force at its review, dated and judged as the warning job would
     have sent it, on the growth by its time."""
-    if previous.get("next_review_at") is not None:
-        review: datetime | None = clock.ensure_utc(previous["next_review_at"])
-    else:  # new to tiers in this refresh: from the review after its first growth
-        review = next_review(config, tz, history, min(t for t, _ in history)) if history else None
-    warned = previous.get("warned_review_at")
+    if not history:
+        return []
+    first = min(t for t, _ in history)
+    after = clock.ensure_utc(previous["as_of"]) if previous else first
+    warned = clock.ensure_utc(previous["warned_review_at"]) if previous.get("warned_review_at") else None
     rows, now = [], clock.now()
-    while review is not None and review <= as_of:
-        if warned is None or clock.ensure_utc(warned) != review:
-            at = warning_time(config, tz, review)
-            state = tier_at(config, tz, history, at)
-            projected = projected_level(config, state)
-            if projected < state.level:
-                rows.append(warning_row(config.levels, member_id, review, at, state.level, projected,
-                                        state.qualifying, now))
-        review = next_period(period_start(review, config.period, tz), config.period)
+    for segment in segments:
+        config, tz = segment.config, segment.tz
+        if config.qualification is not Qualification.period:
+            continue
+        # the reviews of this policy's periods, from the member's first growth on, in (after, as_of]
+        start = max(t for t in (first, after, segment.start) if t is not None)
+        review = next_period(period_start(start, config.period, tz), config.period)
+        while review <= as_of and segment.holds(review):
+            if review > after and review != warned:
+                at = warning_time(config, tz, review)
+                state = tier_at(config, tz, history, at)
+                projected = projected_level(config, state)
+                if projected < state.level:
+                    rows.append(warning_row(config.levels, member_id, review, at, state.level, projected,
+                                            state.qualifying, now))
+            review = next_period(review, config.period)
     return rows
 
 
-def checksum(config: TiersConfig) -> str:
+def policy_checksum(config: TiersConfig, tz: ZoneInfo) -> str:
     """Which tier policy a stored state follows (a program version may leave tiers unchanged)."""
-    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+    text = config.model_dump_json() + str(tz.key)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until: datetime | Mapping[str, datetime],
-            *, histories: dict[str, list[tuple[datetime, int]]] | None = None,
+_segments: dict[tuple[tuple[int, str], ...], list[Segment]] = {}
+
+
+def segments(timeline: list[Version]) -> list[Segment]:
+    """The spans of the timeline's tier policies: versions that leave the tiers (and the time zone) as
+    they were are one span with the version before them. Remembered per timeline."""
+    key = tuple((v.version, v.checksum) for v in timeline)
+    found = _segments.get(key)
+    if found is None:
+        found = []
+        for version, end in programs.spans(timeline):
+            config, tz = version.program.tiers, ZoneInfo(version.program.program.timezone)
+            if found and (found[-1].config, found[-1].tz) == (config, tz):
+                found[-1] = Segment(found[-1].start, end, config, tz)
+            else:
+                found.append(Segment(version.effective_at if found else None, end, config, tz))
+        _segments[key] = found
+    return found
+
+
+def policy_starts(timeline: list[Version]) -> list[tuple[datetime, str]]:
+    """Where a new tier policy takes over, with its checksum."""
+    return [(s.start, policy_checksum(s.config, s.tz)) for s in segments(timeline) if s.start is not None]
+
+
+def refresh(conn: Connection, timeline: list[Version], member_ids: Iterable[str],
+            until: datetime | Mapping[str, datetime], *, histories: dict[str, list[tuple[datetime, int]]] | None = None,
             since: Mapping[str, datetime] | None = None, stored: dict[str, dict[str, Any]] | None = None) -> None:
     """Recompute these members' tier state and derived history from their growth, up to `until` (one
-    time for all, or each member's own) or the time their state was already computed to, if later.
+    time for all, or each member's own) or the time their state was already computed to, if later,
+    under the tier policy of each version of the timeline in its span (`policy.moves`).
     A caller that holds the members' growth histories passes them (`histories`) and saves reading
     them again: whole histories, or (lifetime policy only) each member's entries from
     `since[member]` on after the carried total of the earlier ones (`growth.windows`), when nothing
     before `since` changed; the stored changes before it stand. `stored`: the members' stored states
     (`states`), if the caller has read them."""
     ids = sorted(set(member_ids))
-    if not ids:
+    if not ids or not timeline:
         return
-    config, tz = program.tiers, ZoneInfo(program.program.timezone)
+    spans = segments(timeline)
     if stored is None:
         stored = states(conn, ids)
     if histories is None:
         histories = growth.histories(conn, ids)
-    levels, policy = config.levels, checksum(config)
+    if since:  # a window that begins past a new policy's start, which a member's state has not reached
+        unseen = _window_misses_a_start(spans, stored, since)
+        histories = {**histories, **growth.histories(conn, unseen)} if unseen else histories
+        since = {m: t for m, t in since.items() if m not in unseen}
     earlier = _last_changes_before(conn, {m: t for m, t in (since or {}).items()
                                          if m in stored and _since_at_or_after(stored[m], t)})
     rows, changes, warnings = [], [], []
@@ -130,24 +172,24 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
         previous = stored.get(member_id, {})
         own = until[member_id] if isinstance(until, Mapping) else until
         as_of = max(own, clock.ensure_utc(previous["as_of"])) if previous else own
+        segment = segment_at(spans, as_of)
+        config, tz = segment.config, segment.tz
         state = tier_at(config, tz, history, as_of)
-        moves = transitions(config, tz, history, as_of)
+        changed = moves(spans, history, as_of)
         start = since.get(member_id) if since else None
         if start is not None:
-            moves = [c for c in moves if c.at >= start]
+            changed = [c for c in changed if c.at >= start]
         ahead = next_review(config, tz, history, as_of) or next_decay_drop(config, history, as_of)
-        if config.qualification is Qualification.period and previous.get("policy") in (None, policy):
-            # (a state restated under a new version's policy is not carried past anything: no warnings)
-            warnings += _passed_warnings(config, tz, member_id, history, previous, as_of)
+        warnings += _passed_warnings(spans, member_id, history, previous, as_of)
         rows.append({
-            "member_id": member_id, "level": state.level, "tier": levels[state.level].key,
+            "member_id": member_id, "level": state.level, "tier": config.levels[state.level].key,
             "review_level": state.review_level, "qualifying": state.qualifying.quantize(Decimal("0.000001")),
             "lifetime": sum(g for t, g in history if t <= as_of),
-            "since": moves[-1].at if moves else _last_kept(previous, start, earlier),
-            "next_review_at": ahead, "as_of": as_of, "policy": policy,
+            "since": changed[-1].at if changed else _last_kept(previous, start, earlier),
+            "next_review_at": ahead, "as_of": as_of, "policy": policy_checksum(config, tz),
             **{f: previous.get(f) for f in STATE_FIELDS}})
-        changes += [{"member_id": member_id, "effective_at": c.at, "from_tier": levels[c.from_level].key,
-                     "to_tier": levels[c.to_level].key, "reason": c.reason} for c in moves]
+        changes += [{"member_id": member_id, "effective_at": c.at, "from_tier": c.from_tier,
+                     "to_tier": c.to_tier, "reason": c.reason} for c in changed]
     match, params = driver_in(conn, ids)
     with pipelined(conn, rows, changes):
         driver_execute(conn, f"DELETE FROM member_tiers WHERE member_id {match}", params)  # noqa: S608
@@ -155,6 +197,15 @@ def refresh(conn: Connection, program: Program, member_ids: Iterable[str], until
         bulk_insert(conn, member_tiers, rows)
         bulk_insert(conn, tier_changes, changes)
     outbox.record(conn, warnings)
+
+
+def _window_misses_a_start(spans: list[Segment], stored: Mapping[str, dict[str, Any]],
+                           since: Mapping[str, datetime]) -> list[str]:
+    """Members whose window of growth starts after a policy start their stored state stands before:
+    the change at that start needs the growth before the window."""
+    starts = [s.start for s in spans if s.start is not None]
+    return [m for m, t in since.items() if m in stored
+            and any(clock.ensure_utc(stored[m]["as_of"]) < start < t for start in starts)]
 
 
 def _since_at_or_after(previous: dict[str, Any], start: datetime) -> bool:
@@ -259,7 +310,7 @@ def set_override(conn: Connection, program: Program, member_id: str, tier: str, 
     if conn.execute(sa.select(mt.member_id).where(mt.member_id == member_id)).first() is None:
         conn.execute(member_tiers.insert().values(
             member_id=member_id, level=0, tier=program.tiers.levels[0].key, review_level=0, qualifying=0,
-            lifetime=0, as_of=when, policy=checksum(program.tiers)))
+            lifetime=0, as_of=when, policy=policy_checksum(program.tiers, ZoneInfo(program.program.timezone))))
     conn.execute(member_tiers.update().where(mt.member_id == member_id).values(
         override_tier=tier, override_from=when, override_until=until))
     conn.execute(tier_changes.insert().values(

@@ -1,0 +1,169 @@
+"""Tiers across program versions that change the tier policy: each version's policy rules its own span,
+a member the new policy puts elsewhere moves at its effective time (`program`), and what came before
+stands, whatever order the events arrive in and whether they are replayed, batched or sent one by one."""
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Connection
+
+from pointsmith import clock, outbox
+from pointsmith.events import service as events
+from pointsmith.events.replay import ReplayClock
+from pointsmith.growth import service as growth
+from pointsmith.jobs.service import run_due_within
+from pointsmith.members.view import member_view
+from pointsmith.program import service as programs
+from pointsmith.tiers import service as tiers
+from pointsmith.tiers.policy import moves
+from tests.factories import SIMPLE_PROGRAM, event, publish
+
+RAISED = SIMPLE_PROGRAM.replace("threshold: 100,", "threshold: 1000,")  # silver: 100 under v1, 1000 from May
+
+YEARLY = """\
+program: {name: Yearly, currency: USD, point_value: 0.01, timezone: UTC}
+members: {auto_create: true}
+points: {pending_days: 0, expiry: {policy: none}}
+growth: {daily_cap: null}
+tiers:
+  qualification: period
+  period: year
+  warn_days: 30
+  levels:
+    - {key: member, name: Member, threshold: 0}
+    - {key: silver, name: Silver, threshold: 1000, multiplier: 1.5}
+    - {key: gold, name: Gold, threshold: 5000, multiplier: 2}
+rules:
+  - {key: order, event: order.paid, points: "floor(event.amount)", growth: "floor(event.amount)"}
+"""
+
+
+def t(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def history_of(conn: Connection, member_id: str) -> list[tuple[str, str, str, str]]:
+    return [(c["effective_at"], c["from"], c["to"], c["reason"]) for c in tiers.history(conn, member_id)]
+
+
+def catch_up(conn: Connection, until: datetime) -> None:
+    with clock.frozen(until):
+        run_due_within(conn, until)
+
+
+LIFETIME_EVENTS = [
+    event("m1", member="m", at="2026-03-01T10:00:00Z", order_id="m-o1", amount=150),   # silver under v1
+    event("m2", member="m", at="2026-06-01T10:00:00Z", order_id="m-o2", amount=900),   # 1050: silver under v2
+    event("n1", member="n", at="2026-03-02T10:00:00Z", order_id="n-o1", amount=150),   # silver, then not from May
+]
+
+LIFETIME_HISTORY = {
+    "m": [("2026-03-01T10:00:00Z", "member", "silver", "upgrade"),
+          ("2026-05-01T00:00:00Z", "silver", "member", "program"),
+          ("2026-06-01T10:00:00Z", "member", "silver", "upgrade")],
+    "n": [("2026-03-02T10:00:00Z", "member", "silver", "upgrade"),
+          ("2026-05-01T00:00:00Z", "silver", "member", "program")],
+}
+
+
+@pytest.mark.parametrize("arrival", ["in order", "reversed", "one batch", "one by one reversed", "replayed"])
+def test_a_raised_threshold_moves_members_at_its_start_and_keeps_what_came_before(conn: Connection,
+                                                                                  arrival: str) -> None:
+    publish(conn)
+    publish(conn, RAISED, effective_at=t(2026, 5, 1))
+    raws = list(reversed(LIFETIME_EVENTS)) if "reversed" in arrival else LIFETIME_EVENTS
+    if arrival == "one batch":
+        assert events.ingest_many(conn, raws).rejected == 0
+    elif arrival == "replayed":
+        replay = ReplayClock()
+        assert events.ingest_many(conn, sorted(raws, key=lambda r: r["occurred_at"]), replay=replay).rejected == 0
+        replay.finish(conn)
+    else:
+        for raw in raws:
+            assert events.ingest_many(conn, [raw]).rejected == 0
+    catch_up(conn, t(2026, 7, 1))
+    assert {m: history_of(conn, m) for m in ("m", "n")} == LIFETIME_HISTORY
+    assert [member_view(conn, "n", at=at)["tier"] for at in (t(2026, 4, 15), t(2026, 5, 15))] == ["silver", "member"]
+    assert member_view(conn, "n")["tier"] == "member" and member_view(conn, "m")["tier"] == "silver"
+    # the June order is judged by v2's tiers: 150 is no silver then, so no multiplier
+    assert events.get(conn, "m2")["outcome"]["tier"] == "member"
+
+
+def test_the_jobs_move_a_member_without_events_across_a_new_policy_once(conn: Connection) -> None:
+    publish(conn)
+    assert events.ingest_many(conn, LIFETIME_EVENTS[2:]).rejected == 0
+    publish(conn, RAISED, effective_at=t(2026, 5, 1))
+    catch_up(conn, t(2026, 4, 30))
+    assert history_of(conn, "n") == LIFETIME_HISTORY["n"][:1]
+    catch_up(conn, t(2026, 5, 2))
+    catch_up(conn, t(2026, 9, 1))
+    assert history_of(conn, "n") == LIFETIME_HISTORY["n"]
+    assert tiers.states(conn, ["n"])["n"]["tier"] == "member"
+
+
+def test_a_lowered_period_threshold_upgrades_at_its_start_and_the_next_review_follows_it(conn: Connection) -> None:
+    publish(conn, YEARLY)
+    publish(conn, YEARLY.replace("threshold: 1000,", "threshold: 500,"), effective_at=t(2026, 7, 1))
+    assert events.ingest_many(conn, [event("p1", member="p", at="2026-03-01T10:00:00Z", order_id="p-o1",
+                                           amount=600)]).rejected == 0
+    catch_up(conn, t(2027, 1, 2))
+    # not silver in March (v1 asked 1000); silver from July (v2 asks 500); the 2026 review keeps it
+    assert history_of(conn, "p") == [("2026-07-01T00:00:00Z", "member", "silver", "program")]
+    assert member_view(conn, "p", at=t(2026, 6, 30))["tier"] == "member"
+    assert member_view(conn, "p", at=t(2026, 12, 31))["tier"] == "silver"
+
+
+def test_a_version_that_leaves_the_tiers_alone_changes_no_tier_and_sends_no_warning_twice(conn: Connection) -> None:
+    publish(conn, YEARLY)
+    publish(conn, YEARLY.replace("floor(event.amount)\", growth", "floor(event.amount) * 2\", growth"),
+            effective_at=t(2026, 6, 1))
+    raws = [event("w1", member="w", at="2026-02-01T10:00:00Z", order_id="w-o1", amount=1200),
+            event("w2", member="w", at="2027-03-01T10:00:00Z", order_id="w-o2", amount=100)]
+    for raw in raws:
+        assert events.ingest_many(conn, [raw]).rejected == 0
+    catch_up(conn, t(2027, 3, 2))
+    assert history_of(conn, "w") == [("2026-02-01T10:00:00Z", "member", "silver", "upgrade")]  # the 2026 review kept it
+    catch_up(conn, t(2028, 1, 2))
+    assert history_of(conn, "w")[1:] == [("2028-01-01T00:00:00Z", "silver", "member", "review")]
+    warnings = [e for e in outbox.since(conn) if e["type"] == "tier.downgrade_warning"]
+    assert [(w["review_at"], w["occurred_at"]) for w in warnings] == [("2028-01-01T00:00:00Z", "2027-12-02T00:00:00Z")]
+
+
+def _random_history(seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(60):
+        at = t(2026, 1, 1) + (t(2027, 6, 1) - t(2026, 1, 1)) * rng.random()
+        member = f"r{rng.randrange(6)}"
+        out.append(event(f"r{i}", member=member, at=clock.iso(at.replace(microsecond=0)), order_id=f"o{i}",
+                         amount=rng.choice([50, 200, 400, 900, 1500])))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_any_arrival_order_leaves_the_tier_history_the_policies_imply(conn: Connection, seed: int) -> None:
+    periodic = YEARLY.replace("period: year", "period: quarter")
+    publish(conn, periodic)
+    publish(conn, RAISED, effective_at=t(2026, 5, 1))                                    # lifetime, silver 1000
+    publish(conn, periodic.replace("threshold: 1000,", "threshold: 300,"), effective_at=t(2026, 11, 1))
+    publish(conn, periodic.replace("timezone: UTC", "timezone: Asia/Shanghai"), effective_at=t(2027, 2, 1))
+    raws = _random_history(seed)
+    rng = random.Random(seed)
+    rng.shuffle(raws)
+    while raws:  # batches of random sizes, out of time order
+        size = rng.randint(1, 12)
+        assert events.ingest_many(conn, raws[:size]).rejected == 0
+        raws = raws[size:]
+    until = t(2027, 6, 2)
+    catch_up(conn, until)
+    spans = tiers.segments(programs.timeline(conn))
+    for member_id in {f"r{i}" for i in range(6)}:
+        implied = moves(spans, growth.history(conn, member_id), until)
+        assert history_of(conn, member_id) == [(clock.iso(m.at), m.from_tier, m.to_tier, m.reason)
+                                               for m in implied], member_id
+        stored = tiers.states(conn, [member_id]).get(member_id)
+        if implied:
+            assert stored is not None and stored["tier"] == implied[-1].to_tier, member_id
