@@ -43,6 +43,8 @@ def time_option(value: str | None, name: str = "--at") -> datetime | None:
         return None
     try:
         return clock.parse_time(value)
+    except clock.OutOfRange as e:
+        raise typer.BadParameter(f"{value!r} {e}", param_hint=name) from None
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=name) from None
 

@@ -10,6 +10,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+# the dates the engine keeps: the first program version takes effect at EARLIEST, and periods,
+# expiry and reviews of anything before LATEST (exclusive) stay within what a date can hold
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
 _fixed: ContextVar[datetime | None] = ContextVar("pointsmith_now", default=None)
 
 
@@ -33,10 +38,26 @@ def ensure_utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+class OutOfRange(ValueError):
+    """A time outside the dates the engine keeps."""
+
+
+def within_dates(t: datetime) -> datetime:
+    """`t` in UTC, if it lies within the dates the engine keeps (OutOfRange otherwise)."""
+    try:
+        utc = ensure_utc(t)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise OutOfRange(f"must be between {EARLIEST.year} and {LATEST.year - 1} (UTC)")
+    return utc
+
+
 def parse_time(text: str) -> datetime:
-    """ISO 8601 (a trailing Z allowed) to aware UTC; ValueError on anything else."""
+    """ISO 8601 (a trailing Z allowed) to aware UTC within the dates the engine keeps; ValueError on
+    anything else."""
     t = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    return ensure_utc(t)
+    return within_dates(t)
 
 
 def iso(t: datetime) -> str:

@@ -44,7 +44,10 @@ def test_a_usage_error_is_one_line_that_says_where_help_is(cli: Cli) -> None:
     for args, said in [(("events", "import"), "Missing argument 'file'. (see `pointsmith events import --help`)"),
                        (("points", "credit", "m-1", "many"), "Invalid value for 'points'"),
                        (("no-such-command",), "No such command 'no-such-command'. (see `pointsmith --help`)"),
-                       (("members", "show", "m-1", "--bogus"), "No such option: --bogus")]:
+                       (("members", "show", "m-1", "--bogus"), "No such option: --bogus"),
+                       (("report", "summary", "--at", "0001-01-01T00:00:00+01:00"),
+                        "Invalid value for --at: '0001-01-01T00:00:00+01:00' must be between 1900 and 2999 (UTC)"),
+                       (("jobs", "run", "--now", "3001-01-01T00:00:00Z"), "must be between 1900 and 2999")]:
         r = cli.run(*args, check=False)
         assert r.returncode == 2 and r.stderr.startswith("error: ") and said in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""

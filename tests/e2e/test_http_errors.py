@@ -366,3 +366,55 @@ def test_concurrent_single_events_each_get_their_own_answer(live: tuple[Live, ob
     for m, member in enumerate(members):
         balance = server.call("GET", f"/v1/members/{member}", key=server.client).json()["points"]["available"]
         assert balance == sum(10 + i for i in [*range(20), *range(40, 48)] if i % 4 == m)
+
+
+def test_bodies_and_query_values_no_database_can_take_are_422_and_change_nothing(server: Live) -> None:
+    mid = new_id()
+    assert server.call("POST", "/v1/members", key=server.client, json={"id": mid}).status_code == 201
+    seed = server.call("POST", f"/v1/members/{mid}/points/adjust", key=server.admin,
+                       json={"points": 50, "reason": "seed"}, headers={"Idempotency-Key": "seed-" + mid})
+    assert seed.status_code == 201
+    json_body = {"Content-Type": "application/json"}
+    refused = [  # (method, path, key, raw JSON body)
+        ("POST", f"/v1/members/{mid}/points/adjust", server.admin, b'{"points": 5, "reason": "a\\u0000b"}'),
+        ("POST", f"/v1/members/{mid}/points/spend", server.client, b'{"points": 5, "reference": "r\\u0000"}'),
+        ("POST", f"/v1/members/{mid}/points/spend", server.client, b'{"points": true}'),
+        ("POST", f"/v1/members/{mid}/points/spend", server.client, b'{"points": "5"}'),
+        ("POST", f"/v1/members/{mid}/points/holds", server.client, b'{"points": 5, "timeout_seconds": "60"}'),
+        ("POST", f"/v1/members/{mid}/points/adjust", server.admin, b'{"points": 5, "reason": "x", "allow_debt": 1}'),
+        ("POST", "/v1/members", server.client, b'{"id": "n-' + mid.encode() + b'", "attributes": {"k": "\\ud800"}}'),
+        ("POST", "/v1/members", server.client, b'{"id": "n-' + mid.encode() + b'", "attributes": {"\\u0000": 1}}'),
+        ("PATCH", f"/v1/members/{mid}", server.client, b'{"attributes": {"k": ["ok", "\\u0000"]}}'),
+        ("POST", f"/v1/members/{mid}/tier/override", server.admin,
+         b'{"tier": "member", "until": "0001-01-01T00:00:00+01:00", "reason": "x"}'),
+    ]
+    for i, (method, path, key, body) in enumerate(refused):
+        answer = server.call(method, path, key=key, content=body, headers={**json_body, "Idempotency-Key": f"k{i}"})
+        assert_problem(answer, 422, "validation_error")
+    for path in (f"/v1/members/{mid}", f"/v1/members/{mid}/points", f"/v1/members/{mid}/tier", "/v1/reports/summary",
+                 "/v1/program", f"/v1/members/{mid}/points/history?cursor=9223372036854775808",
+                 "/v1/program/versions/9223372036854775808"):
+        query = "" if "?" in path or "versions/" in path else "?at=0001-01-01T00:00:00%2B01:00"
+        assert_problem(server.call("GET", path + query, key=server.admin), 422, "validation_error")
+    assert server.call("GET", f"/v1/members/{mid}/points", key=server.client).json()["available"] == 50
+    assert server.call("GET", f"/v1/members/{mid}", key=server.client).json()["attributes"] == {}
+    assert server.call("GET", f"/v1/members/n-{mid}", key=server.client).status_code == 404
+
+
+def test_a_program_no_database_can_store_or_nested_past_reading_is_refused(server: Live) -> None:
+    named = '{"program": {"name": "Shop\\u0000", "currency": "USD", "point_value": 0.01, "timezone": "UTC"}}'
+    refused = server.call("PUT", "/v1/program", key=server.admin, content=named,
+                          headers={"Content-Type": "application/json"})
+    assert_problem(refused, 422, "invalid_program")
+    assert refused.json()["errors"] == ["program.name: holds NUL or invalid UTF-8"]
+    from tests.factories import SIMPLE_PROGRAM
+    assert_problem(server.call("PUT", "/v1/program?effective=0001-01-01T00:00:00%2B01:00", key=server.admin,
+                               content=SIMPLE_PROGRAM), 422, "validation_error")
+    deep = "[" * 5000 + "]" * 5000
+    for content_type in ("application/json", "application/yaml"):
+        checked = server.call("POST", "/v1/program/validate", key=server.admin, content=deep,
+                              headers={"Content-Type": content_type})
+        assert checked.json() == {"valid": False, "errors": ["file: nested too deeply"]}
+        assert_problem(server.call("PUT", "/v1/program", key=server.admin, content=deep,
+                                   headers={"Content-Type": content_type}), 422, "invalid_program")
+

@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pointsmith.benefits import service
+from pointsmith.bodies import Body, WholeNumber
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.http import ClientKey, EngineDep, RequiredIdempotencyKey
 from pointsmith.program import service as programs
@@ -14,9 +15,8 @@ from pointsmith.program import service as programs
 router = APIRouter(prefix="/v1/members/{member_id}/benefits", tags=["benefits"])
 
 
-class UseIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    times: Annotated[int, Field(ge=1, le=1000)] = 1
+class UseIn(Body):
+    times: Annotated[WholeNumber, Field(ge=1, le=1000)] = 1
     reference: Annotated[str | None, Field(max_length=255, description="e.g. the order the benefit served")] = None
 
 

@@ -16,24 +16,22 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+from pointsmith import clock
+from pointsmith.bodies import UNSTORABLE_TEXT
 from pointsmith.clock import iso
 from pointsmith.db import json_size, loads
 from pointsmith.errors import ValidationFailed
 from pointsmith.members.service import MEMBER_ID, Verification
 from pointsmith.program.schema import EVENT_TYPE
-from pointsmith.program.service import BEGINNING
 
 # \Z, not $: `$` also matches before a final newline, which would let "e-1\n" in as an id of its own
 EVENT_ID = re.compile(r"[^\s\x00\ud800-\udfff]{1,255}\Z")
-# text no database can store as it came: NUL (PostgreSQL's text and jsonb refuse it) and lone surrogates
-# (no UTF-8 for them: JSON's "\ud800", or a file's undecodable bytes, read as surrogates)
-UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 MAX_ATTRIBUTES_BYTES = 65_536
 MAX_DEPTH = 32  # of objects and arrays within attributes
 MAX_MAGNITUDE = 30  # digits before the point of a number in attributes
 _TOO_LARGE = 10**MAX_MAGNITUDE
-EARLIEST = BEGINNING  # when the first program version takes effect
-LATEST = datetime(3000, 1, 1, tzinfo=UTC)  # exclusive: periods, expiry and reviews after it stay within dates
+EARLIEST = clock.EARLIEST  # when the first program version takes effect
+LATEST = clock.LATEST
 MAX_AMOUNT = Decimal("1e13")
 MAX_DIGITS = 15  # what a float (and so any JSON consumer, and SQLite's REAL) holds exactly
 MAX_DECIMALS = 6  # what an order's amount keeps (db.Amount)

@@ -1,12 +1,13 @@
 """Points over HTTP: balances, lots, history, spend, adjust, reverse, holds."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, StrictBool
 
+from pointsmith.bodies import MAX_ID, Body, Time, WholeNumber
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.http import AdminKey, ClientKey, EngineDep, RequiredIdempotencyKey, actor
 from pointsmith.idempotency import Outcome
@@ -14,38 +15,35 @@ from pointsmith.ledger import holds, queries, service
 from pointsmith.members import service as members
 
 router = APIRouter(prefix="/v1/members/{member_id}/points", tags=["points"])
-Points = Annotated[int, Field(gt=0, le=10**12, description="whole points")]
+Points = Annotated[WholeNumber, Field(gt=0, le=10**12, description="whole points")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SpendIn(Strict):
+class SpendIn(Body):
     points: Points
     reference: Annotated[str | None, Field(max_length=255, description="e.g. the order id")] = None
 
 
-class AdjustIn(Strict):
-    points: Annotated[int, Field(ge=-(10**12), le=10**12, description="positive credits, negative takes back")]
+class AdjustIn(Body):
+    points: Annotated[WholeNumber, Field(ge=-(10**12), le=10**12, description="positive credits, negative takes back")]
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
-    allow_debt: bool = Field(False, description="let a deduction take more than the member has (leaves a debt)")
+    allow_debt: StrictBool = Field(False, description="let a deduction take more than the member has (leaves a debt)")
 
 
-class ReverseIn(Strict):
+class ReverseIn(Body):
     points: Points
     reference: Annotated[str | None, Field(max_length=255, description="take from this reference's lot first")] = None
     reason: Annotated[str | None, Field(max_length=1000)] = None
 
 
-class HoldIn(Strict):
+class HoldIn(Body):
     points: Points
     reference: Annotated[str | None, Field(max_length=255)] = None
-    timeout_seconds: Annotated[int, Field(ge=1, le=30 * 86400)] = 900
+    timeout_seconds: Annotated[WholeNumber, Field(ge=1, le=30 * 86400)] = 900
 
 
-class CaptureIn(Strict):
-    points: Annotated[int | None, Field(gt=0, description="default: the whole hold; the rest is returned")] = None
+class CaptureIn(Body):
+    points: Annotated[WholeNumber | None, Field(gt=0, le=10**12,
+                                                description="default: the whole hold; the rest is returned")] = None
 
 
 def _answer(outcome: Outcome, response: Response) -> dict[str, Any]:
@@ -54,14 +52,15 @@ def _answer(outcome: Outcome, response: Response) -> dict[str, Any]:
 
 
 @router.get("", summary="Balances and lots (now, or as of a time)")
-def get_points(member_id: str, engine: EngineDep, key: ClientKey, at: datetime | None = None) -> dict[str, Any]:
+def get_points(member_id: str, engine: EngineDep, key: ClientKey, at: Time | None = None) -> dict[str, Any]:
     with read_only(engine) as conn:
         members.get(conn, member_id)
         return queries.points_view(conn, member_id, at=at)
 
 
 @router.get("/history", summary="Transactions, newest first (cursor pagination)")
-def get_history(member_id: str, engine: EngineDep, key: ClientKey, cursor: int | None = None,
+def get_history(member_id: str, engine: EngineDep, key: ClientKey,
+                cursor: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     with read_only(engine) as conn:
         members.get(conn, member_id)

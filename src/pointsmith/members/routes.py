@@ -1,13 +1,13 @@
 """Members over HTTP."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from pointsmith import idempotency
+from pointsmith.bodies import Body, Time
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.http import AdminKey, ClientKey, EngineDep, IdempotencyKey, actor
 from pointsmith.members import service
@@ -17,25 +17,21 @@ from pointsmith.members.view import member_view
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
 
-class MemberIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MemberIn(Body):
     id: Annotated[str, Field(min_length=1, max_length=128, examples=["m-1"])]
-    attributes: dict[str, Any] = {}
-    joined_at: datetime | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    joined_at: Time | None = None
 
 
-class AttributesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AttributesIn(Body):
     attributes: dict[str, Any] = Field(description="merged into the member's attributes; null removes one")
 
 
-class StatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StatusIn(Body):
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
-class VerifyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VerifyIn(Body):
     kind: Verification
 
 
@@ -72,7 +68,7 @@ def list_members(engine: EngineDep, key: AdminKey, cursor: str | None = None,
 
 @router.get("/{member_id}", summary="A member's state")
 def get_member(member_id: str, engine: EngineDep, key: ClientKey,
-               at: Annotated[datetime | None, Query(description="state as of this time")] = None
+               at: Annotated[Time | None, Query(description="state as of this time")] = None
                ) -> dict[str, Any]:
     with read_only(engine) as conn:
         return member_view(conn, member_id, at=at)

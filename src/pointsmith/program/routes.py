@@ -1,12 +1,12 @@
 """The program over HTTP: publish, validate, read versions."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 
+from pointsmith.bodies import MAX_ID, Time
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.errors import InvalidProgram, ValidationFailed
 from pointsmith.http import AdminKey, EngineDep, actor
@@ -47,7 +47,7 @@ async def _document(request: Request) -> tuple[Any, str]:
 @router.put("", summary="Validate and publish a program version (admin)", openapi_extra=DOCUMENT_BODY,
             status_code=201)
 async def put_program(request: Request, response: Response, engine: EngineDep, key: AdminKey,
-                      effective: Annotated[datetime | None, Query(description="default: now")] = None
+                      effective: Annotated[Time | None, Query(description="default: now")] = None
                       ) -> dict[str, Any]:
     data, text = await _document(request)
     program = validate_program(data)
@@ -70,7 +70,7 @@ async def validate(request: Request, key: AdminKey) -> ValidationResult:
 
 
 @router.get("", summary="The version in force (now, or at a time)")
-def get_program(engine: EngineDep, key: AdminKey, at: datetime | None = None) -> dict[str, Any]:
+def get_program(engine: EngineDep, key: AdminKey, at: Time | None = None) -> dict[str, Any]:
     with read_only(engine) as conn:
         version = service.active(conn, at)
         return {**version.summary(), "document": version.program.model_dump(mode="json", by_alias=True)}
@@ -83,7 +83,7 @@ def list_versions(engine: EngineDep, key: AdminKey) -> list[dict[str, Any]]:
 
 
 @router.get("/versions/{number}", summary="One version with its source")
-def get_version(number: int, engine: EngineDep, key: AdminKey) -> dict[str, Any]:
+def get_version(number: Annotated[int, Path(ge=0, le=MAX_ID)], engine: EngineDep, key: AdminKey) -> dict[str, Any]:
     with read_only(engine) as conn:
         version = service.get_version(conn, number)
         return {**version.summary(), "source": service.source_of(conn, number)}

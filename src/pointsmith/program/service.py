@@ -12,20 +12,20 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pointsmith import audit, clock
-from pointsmith.db import driver_execute
+from pointsmith.db import advisory_lock, driver_execute
 from pointsmith.errors import NoProgram, NotFound
 from pointsmith.program.schema import Program
 from pointsmith.program.tables import program_versions
 from pointsmith.program.validation import document, validate_program
 
-BEGINNING = datetime(1900, 1, 1, tzinfo=UTC)
+BEGINNING = clock.EARLIEST
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ def publish(conn: Connection, program: Program, *, source: str, actor: str,
     """Publish a validated program; re-publishing the latest document unchanged, to take effect now, is
     a no-op once that version is in force (not while it waits for a later effective time: then
     "now" asks for a version of its own)."""
+    advisory_lock(conn, "program.publish")  # two publishers at once would take one version number
     digest = checksum(program)
     latest = conn.execute(sa.select(program_versions.c.version, program_versions.c.checksum,
                                     program_versions.c.effective_at)

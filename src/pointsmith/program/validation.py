@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from pointsmith.bodies import storable
 from pointsmith.errors import InvalidProgram
 from pointsmith.expressions import ExpressionError, compile_condition, compile_expression, is_number
 from pointsmith.program.schema import (
@@ -69,8 +70,18 @@ def parse_text(text: str, *, as_json: bool = False) -> Any:
     """YAML (a superset of JSON) to plain data; a syntax error is a problem with its line. `as_json`:
     the document says it is JSON (a .json file, a JSON body), so it is read as strict JSON: YAML would
     let a trailing comma by."""
-    if as_json:
-        return _parse_json(text)
+    try:
+        data = _parse_json(text) if as_json else _parse_yaml(text)
+    except RecursionError:
+        raise InvalidProgram(["file: nested too deeply"]) from None
+    try:
+        storable(data)
+    except ValueError as e:
+        raise InvalidProgram([str(e)]) from None
+    return data
+
+
+def _parse_yaml(text: str) -> Any:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -1,13 +1,13 @@
 """Tiers over HTTP: a member's tier and its outlook, the tier history, manual overrides."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pointsmith import idempotency, outbox
+from pointsmith.bodies import Body, Time
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.http import AdminKey, ClientKey, EngineDep, RequiredIdempotencyKey, actor
 from pointsmith.members import service as members
@@ -19,16 +19,15 @@ from pointsmith.tiers.jobs import WARNING
 router = APIRouter(prefix="/v1/members/{member_id}/tier", tags=["tiers"])
 
 
-class OverrideIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OverrideIn(Body):
     tier: Annotated[str, Field(min_length=1, max_length=64, description="the tier to hold the member at")]
-    until: Annotated[datetime, Field(description="when the override ends and the computed tier returns")]
+    until: Annotated[Time, Field(description="when the override ends and the computed tier returns")]
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
 @router.get("", summary="The member's tier, qualifying growth, what the next review holds, and the downgrade "
             "warnings sent")
-def get_tier(member_id: str, engine: EngineDep, key: ClientKey, at: datetime | None = None) -> dict[str, Any]:
+def get_tier(member_id: str, engine: EngineDep, key: ClientKey, at: Time | None = None) -> dict[str, Any]:
     with read_only(engine) as conn:
         members.get(conn, member_id)
         when = at or member_time(conn, member_id)

@@ -1,12 +1,14 @@
 """Program versions: published whole, immutable, and found by effective time."""
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.engine import Connection
 
 from pointsmith import clock
+from pointsmith.db import get_engine, unit_of_work
 from pointsmith.errors import NoProgram
 from pointsmith.program import service
 from pointsmith.program.validation import load_program
@@ -61,3 +63,31 @@ def test_the_latest_document_applied_again_to_take_effect_now_does_so_while_it_w
         again = service.publish(conn, load_program(second), source=second, actor="t")  # in force: a no-op
         assert not again.created and again.version.version == now.version.version
     assert scheduled.version == 2 and now.version.version == 3
+
+
+def test_publishers_at_once_each_get_a_version_of_their_own(fresh_database: str) -> None:
+    """Each publish reads the latest version number and writes the next: two at once must not take one."""
+    engine = get_engine(fresh_database)
+    rounds, writers = 15, 4
+    barrier = threading.Barrier(writers)
+    failures: list[BaseException] = []
+
+    def publish_one(i: int) -> None:
+        program = load_program(SIMPLE_PROGRAM.replace("name: Simple", f"name: Simple {i}"))
+        for r in range(rounds):
+            barrier.wait()
+            try:
+                with unit_of_work(engine) as conn:
+                    service.publish(conn, program.model_copy(update={"program": program.program.model_copy(
+                        update={"name": f"Simple {i}.{r}"})}), source="x", actor="test")
+            except BaseException as e:  # every failure is the finding
+                failures.append(e)
+
+    threads = [threading.Thread(target=publish_one, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with unit_of_work(engine) as conn:
+        assert [v.version for v in service.versions(conn)] == list(range(1, rounds * writers + 1))
