@@ -9,8 +9,10 @@ from urllib.parse import unquote_to_bytes
 import orjson
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -74,7 +76,15 @@ def error_answer(exc: Exception, method: str, path: str) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI reads a JSON body before the route's dependencies run: the key is checked first all the same
+        route = request.scope.get("route")
+        scope = key_scope(route.dependant) if isinstance(route, APIRoute) else None
+        if scope is not None:
+            try:
+                authorize(request.app.state.engine, request.headers.get("authorization"), scope)
+            except DomainError as e:
+                return error_answer(e, request.method, request.url.path)
         errors = [{"path": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "message": e["msg"]}
                   for e in exc.errors()]
         detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
@@ -137,6 +147,15 @@ def authorize(engine: Engine, authorization: str | None, scope: Scope) -> ApiKey
     return auth.permitted(auth.active_key(engine, auth.bearer_token(authorization)), scope)
 
 
+def key_scope(dependant: Dependant) -> Scope | None:
+    """The key scope a route's dependencies require (`require`), if any."""
+    for sub in dependant.dependencies:
+        scope = getattr(sub.call, "key_scope", None) or key_scope(sub)
+        if scope is not None:
+            return Scope(scope)
+    return None
+
+
 def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
     async def dependency(engine: EngineDep,
                    authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> ApiKey:
@@ -154,6 +173,21 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 RequiredIdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=255,
                                                description="Required: retries with the same key give the first "
                                                            "answer and never write twice")]
+
+
+def answers(*conflicts: type[DomainError], replay: str | None = None) -> dict[int | str, dict[str, Any]]:
+    """What a write route answers besides its success, for its OpenAPI entry: the conflicts it refuses
+    with (409, each by its `code`), and the 200 of a request it has answered before (`replay`)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    if conflicts:
+        out[409] = {"description": "Conflict, by `code`: " + "; ".join(f"`{c.code}`: {c.title.lower()}"
+                                                                        for c in conflicts)}
+    if replay:
+        out[200] = {"description": replay}
+    return out
+
+
+RETRY = "A retry with the same Idempotency-Key: the first answer again, nothing written twice"
 
 
 def actor(key: ApiKey) -> str:

@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from pointsmith.auth.service import Scope
+from pointsmith.http import key_scope
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -102,19 +102,10 @@ def _route_scopes(routers: list[APIRouter]) -> dict[tuple[str, str], Scope]:
     out = {}
     for route in (route for router in routers for route in router.routes):
         if isinstance(route, APIRoute):
-            scope = _scope_of(route.dependant)
+            scope = key_scope(route.dependant)
             if scope is not None:
                 out.update({(m.lower(), route.path_format): scope for m in route.methods or ()})
     return out
-
-
-def _scope_of(dependant: Dependant) -> Scope | None:
-    """The key scope a route's dependencies require (`http.require`), if any."""
-    for sub in dependant.dependencies:
-        scope = getattr(sub.call, "key_scope", None) or _scope_of(sub)
-        if scope is not None:
-            return Scope(scope)
-    return None
 
 
 def _hoist_defs(node: Any, schemas: dict[str, Any]) -> None:

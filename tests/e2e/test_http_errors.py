@@ -58,6 +58,18 @@ def test_the_openapi_document_is_valid_and_says_what_the_server_answers(server: 
     assert set(doc["paths"]["/v1/program"]["put"]["responses"]) >= {"401", "403"}
     assert set(doc["paths"]["/v1/events/{event_id}"]["get"]["responses"]) >= {"401", "404"}
     assert "HTTPValidationError" not in doc["components"]["schemas"]
+    # each write names the conflicts it refuses with, by code, and documents the answer a retry gets
+    conflicts = {("/v1/members/{member_id}/points/spend", "post"): ("insufficient_points", "idempotency_conflict"),
+                 ("/v1/members/{member_id}/points/holds/{hold_id}/capture", "post"): ("hold_not_active",),
+                 ("/v1/members", "post"): ("member_exists",),
+                 ("/v1/members/{member_id}/freeze", "post"): ("invalid_member_state",),
+                 ("/v1/members/{member_id}/benefits/{benefit_key}/use", "post"): ("quota_exhausted",
+                                                                                  "benefit_not_entitled")}
+    for (path, method), codes in conflicts.items():
+        answer = doc["paths"][path][method]["responses"]["409"]
+        assert answer["content"] == problem and all(f"`{code}`" in answer["description"] for code in codes), path
+    assert "200" in doc["paths"]["/v1/members/{member_id}/points/spend"]["post"]["responses"]
+    assert "200" in doc["paths"]["/v1/program"]["put"]["responses"]
     # the writes that refuse to run without an idempotency key say so; member creation takes one if given
     key_required = {(path, method): next(p["required"] for p in operation.get("parameters", [])
                                          if p["name"] == "Idempotency-Key")
@@ -173,6 +185,16 @@ def test_a_client_key_on_an_admin_route_is_403(server: Live) -> None:
     assert_problem(server.call("PUT", "/v1/program", key=server.client, json={"program": {}}), 403, "forbidden")
     assert_problem(server.call("POST", "/v1/members/x/freeze", key=server.client, json={"reason": "r"}),
                    403, "forbidden")
+
+
+def test_the_key_is_checked_before_the_body_is_read(server: Live) -> None:
+    malformed = {"content": b"{not json", "headers": {"Content-Type": "application/json", "Idempotency-Key": "k"}}
+    assert_problem(server.call("POST", "/v1/members/x/points/spend", **malformed), 401, "unauthorized")
+    assert_problem(server.call("POST", "/v1/members", key="psk_nope_nope", **malformed), 401, "unauthorized")
+    assert_problem(server.call("POST", "/v1/members/x/points/adjust", key=server.client, **malformed),
+                   403, "forbidden")
+    assert_problem(server.call("POST", "/v1/members/x/points/adjust", key=server.admin, **malformed),
+                   422, "validation_error")
 
 
 def test_unknown_routes_and_methods_are_problems_too(server: Live) -> None:

@@ -9,7 +9,8 @@ from pydantic import Field
 from pointsmith.benefits import service
 from pointsmith.bodies import Body, WholeNumber
 from pointsmith.db import read_only, unit_of_work
-from pointsmith.http import ClientKey, EngineDep, RequiredIdempotencyKey
+from pointsmith.errors import BenefitNotEntitled, IdempotencyConflict, InvalidMemberState, NoProgram, QuotaExhausted
+from pointsmith.http import RETRY, ClientKey, EngineDep, RequiredIdempotencyKey, answers
 from pointsmith.program import service as programs
 
 router = APIRouter(prefix="/v1/members/{member_id}/benefits", tags=["benefits"])
@@ -26,7 +27,9 @@ def list_benefits(member_id: str, engine: EngineDep, key: ClientKey) -> dict[str
         return service.listing(conn, programs.active(conn).program, member_id)
 
 
-@router.post("/{benefit_key}/use", status_code=201, summary="Use a benefit (counts against its quota)")
+@router.post("/{benefit_key}/use", status_code=201, summary="Use a benefit (counts against its quota)",
+             responses=answers(BenefitNotEntitled, QuotaExhausted, InvalidMemberState, NoProgram, IdempotencyConflict,
+                               replay=RETRY))
 def use_benefit(member_id: str, benefit_key: str, response: Response, engine: EngineDep, key: ClientKey,
                 idempotency_key: RequiredIdempotencyKey, body: UseIn | None = None) -> dict[str, Any]:
     body = body or UseIn()

@@ -9,7 +9,8 @@ from pydantic import Field, StrictBool
 
 from pointsmith.bodies import MAX_ID, Body, Time, WholeNumber
 from pointsmith.db import read_only, unit_of_work
-from pointsmith.http import AdminKey, ClientKey, EngineDep, RequiredIdempotencyKey, actor
+from pointsmith.errors import HoldNotActive, IdempotencyConflict, InsufficientPoints, InvalidMemberState
+from pointsmith.http import RETRY, AdminKey, ClientKey, EngineDep, RequiredIdempotencyKey, actor, answers
 from pointsmith.idempotency import Outcome
 from pointsmith.ledger import holds, queries, service
 from pointsmith.members import service as members
@@ -68,7 +69,8 @@ def get_history(member_id: str, engine: EngineDep, key: ClientKey,
     return {"transactions": items, "next_cursor": next_cursor}
 
 
-@router.post("/spend", status_code=201, summary="Spend points (soonest-expiring lots first)")
+@router.post("/spend", status_code=201, summary="Spend points (soonest-expiring lots first)",
+             responses=answers(InsufficientPoints, InvalidMemberState, IdempotencyConflict, replay=RETRY))
 def spend(member_id: str, body: SpendIn, response: Response, engine: EngineDep, key: ClientKey,
           idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
@@ -77,7 +79,8 @@ def spend(member_id: str, body: SpendIn, response: Response, engine: EngineDep, 
     return _answer(outcome, response)
 
 
-@router.post("/adjust", status_code=201, summary="Manual adjustment with a reason (admin)")
+@router.post("/adjust", status_code=201, summary="Manual adjustment with a reason (admin)",
+             responses=answers(InsufficientPoints, InvalidMemberState, IdempotencyConflict, replay=RETRY))
 def adjust(member_id: str, body: AdjustIn, response: Response, engine: EngineDep, key: AdminKey,
            idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
@@ -86,7 +89,8 @@ def adjust(member_id: str, body: AdjustIn, response: Response, engine: EngineDep
     return _answer(outcome, response)
 
 
-@router.post("/reverse", status_code=201, summary="Claw points back, from a reference's lot first (admin)")
+@router.post("/reverse", status_code=201, summary="Claw points back, from a reference's lot first (admin)",
+             responses=answers(InsufficientPoints, InvalidMemberState, IdempotencyConflict, replay=RETRY))
 def reverse(member_id: str, body: ReverseIn, response: Response, engine: EngineDep, key: AdminKey,
             idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
@@ -95,7 +99,8 @@ def reverse(member_id: str, body: ReverseIn, response: Response, engine: EngineD
     return _answer(outcome, response)
 
 
-@router.post("/holds", status_code=201, summary="Hold points for a checkout (two-phase spend)")
+@router.post("/holds", status_code=201, summary="Hold points for a checkout (two-phase spend)",
+             responses=answers(InsufficientPoints, InvalidMemberState, IdempotencyConflict, replay=RETRY))
 def create_hold(member_id: str, body: HoldIn, response: Response, engine: EngineDep, key: ClientKey,
                 idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
@@ -111,7 +116,8 @@ def list_holds(member_id: str, engine: EngineDep, key: ClientKey) -> list[dict[s
         return [h.as_dict() for h in holds.list_holds(conn, member_id)]
 
 
-@router.post("/holds/{hold_id}/capture", status_code=201, summary="Redeem all or part of a hold")
+@router.post("/holds/{hold_id}/capture", status_code=201, summary="Redeem all or part of a hold",
+             responses=answers(HoldNotActive, IdempotencyConflict, replay=RETRY))
 def capture_hold(member_id: str, hold_id: str, body: CaptureIn, response: Response, engine: EngineDep,
                  key: ClientKey, idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
@@ -119,7 +125,8 @@ def capture_hold(member_id: str, hold_id: str, body: CaptureIn, response: Respon
     return _answer(outcome, response)
 
 
-@router.post("/holds/{hold_id}/void", status_code=201, summary="Return a hold's points")
+@router.post("/holds/{hold_id}/void", status_code=201, summary="Return a hold's points",
+             responses=answers(HoldNotActive, IdempotencyConflict, replay=RETRY))
 def void_hold(member_id: str, hold_id: str, response: Response, engine: EngineDep, key: ClientKey,
               idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:

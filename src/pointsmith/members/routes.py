@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 from pointsmith import idempotency
 from pointsmith.bodies import Body, Time
 from pointsmith.db import read_only, unit_of_work
-from pointsmith.http import AdminKey, ClientKey, EngineDep, IdempotencyKey, actor
+from pointsmith.errors import IdempotencyConflict, InvalidMemberState, MemberExists
+from pointsmith.http import RETRY, AdminKey, ClientKey, EngineDep, IdempotencyKey, actor, answers
 from pointsmith.members import service
 from pointsmith.members.service import Status, Verification
 from pointsmith.members.view import member_view
@@ -40,7 +41,8 @@ class MemberPage(BaseModel):
     next_cursor: str | None
 
 
-@router.post("", status_code=201, summary="Create a member")
+@router.post("", status_code=201, summary="Create a member",
+             responses=answers(MemberExists, IdempotencyConflict, replay=RETRY))
 def create_member(body: MemberIn, engine: EngineDep, key: ClientKey,
                   idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
@@ -95,7 +97,7 @@ def _status_route(action: str) -> None:
             return member_view(conn, member_id)
 
     router.add_api_route(f"/{{member_id}}/{action}", change, methods=["POST"], name=f"{action}_member",
-                         summary=f"{action.capitalize()} a member (admin)")
+                         summary=f"{action.capitalize()} a member (admin)", responses=answers(InvalidMemberState))
 
 
 for _action in service.TRANSITIONS:

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pointsmith.bodies import MAX_ID, Time
 from pointsmith.db import read_only, unit_of_work
 from pointsmith.errors import InvalidProgram, ValidationFailed
-from pointsmith.http import AdminKey, EngineDep, actor
+from pointsmith.http import AdminKey, EngineDep, actor, answers
 from pointsmith.program import service
 from pointsmith.program.validation import parse_text, validate_program
 
@@ -45,7 +45,8 @@ async def _document(request: Request) -> tuple[Any, str]:
 
 
 @router.put("", summary="Validate and publish a program version (admin)", openapi_extra=DOCUMENT_BODY,
-            status_code=201)
+            status_code=201, responses=answers(replay="The latest version's document again, to take effect now: "
+                                                      "that version, nothing published"))
 async def put_program(request: Request, response: Response, engine: EngineDep, key: AdminKey,
                       effective: Annotated[Time | None, Query(description="default: now")] = None
                       ) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from pydantic import Field
 from pointsmith import idempotency, outbox
 from pointsmith.bodies import Body, Time
 from pointsmith.db import read_only, unit_of_work
-from pointsmith.http import AdminKey, ClientKey, EngineDep, RequiredIdempotencyKey, actor
+from pointsmith.errors import IdempotencyConflict
+from pointsmith.http import RETRY, AdminKey, ClientKey, EngineDep, RequiredIdempotencyKey, actor, answers
 from pointsmith.members import service as members
 from pointsmith.members.view import member_time
 from pointsmith.program import service as programs
@@ -43,7 +44,8 @@ def get_history(member_id: str, engine: EngineDep, key: ClientKey) -> dict[str, 
         return {"member_id": member_id, "changes": service.history(conn, member_id)}
 
 
-@router.post("/override", status_code=201, summary="Hold a member at a tier until a date (admin)")
+@router.post("/override", status_code=201, summary="Hold a member at a tier until a date (admin)",
+             responses=answers(IdempotencyConflict, replay=RETRY))
 def override(member_id: str, body: OverrideIn, response: Response, engine: EngineDep, key: AdminKey,
              idempotency_key: RequiredIdempotencyKey) -> dict[str, Any]:
     with unit_of_work(engine) as conn:
