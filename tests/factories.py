@@ -22,6 +22,25 @@ rules:
   - {key: order, event: order.paid, points: "floor(event.amount)", growth: "floor(event.amount)"}
 """
 
+# tiers by each calendar year's growth, reviewed on 1 January
+YEARLY = """\
+program: {name: Yearly, currency: USD, point_value: 0.01, timezone: UTC}
+members: {auto_create: true}
+points: {pending_days: 0, expiry: {policy: none}}
+growth: {daily_cap: null}
+tiers:
+  qualification: period
+  period: year
+  warn_days: 30
+  levels:
+    - {key: member, name: Member, threshold: 0}
+    - {key: silver, name: Silver, threshold: 1000, multiplier: 1.5}
+    - {key: gold, name: Gold, threshold: 5000, multiplier: 2}
+    - {key: platinum, name: Platinum, threshold: 20000, multiplier: 3}
+rules:
+  - {key: order, event: order.paid, points: "floor(event.amount)", growth: "floor(event.amount)"}
+"""
+
 
 def publish(conn: Connection, source: str = SIMPLE_PROGRAM, **kwargs: Any) -> programs.Version:
     return programs.publish(conn, load_program(source), source=source, actor="test", **kwargs).version

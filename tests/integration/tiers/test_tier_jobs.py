@@ -22,25 +22,7 @@ from pointsmith.program.validation import load_program
 from pointsmith.tiers import service as tiers
 from pointsmith.tiers.policy import tier_at, transitions
 from pointsmith.tiers.tables import member_tiers
-from tests.factories import event, publish
-
-YEARLY = """\
-program: {name: Yearly, currency: USD, point_value: 0.01, timezone: UTC}
-members: {auto_create: true}
-points: {pending_days: 0, expiry: {policy: none}}
-growth: {daily_cap: null}
-tiers:
-  qualification: period
-  period: year
-  warn_days: 30
-  levels:
-    - {key: member, name: Member, threshold: 0}
-    - {key: silver, name: Silver, threshold: 1000, multiplier: 1.5}
-    - {key: gold, name: Gold, threshold: 5000, multiplier: 2}
-    - {key: platinum, name: Platinum, threshold: 20000, multiplier: 3}
-rules:
-  - {key: order, event: order.paid, points: "floor(event.amount)", growth: "floor(event.amount)"}
-"""
+from tests.factories import YEARLY, event, publish
 
 TWO_YEARS = [
     event("a1", member="a", at="2025-03-10T10:00:00Z", order_id="a-o1", amount=1200),   # silver at once

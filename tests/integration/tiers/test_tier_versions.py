@@ -19,27 +19,9 @@ from pointsmith.members.view import member_view
 from pointsmith.program import service as programs
 from pointsmith.tiers import service as tiers
 from pointsmith.tiers.policy import moves
-from tests.factories import SIMPLE_PROGRAM, event, publish
+from tests.factories import SIMPLE_PROGRAM, YEARLY, event, publish
 
 RAISED = SIMPLE_PROGRAM.replace("threshold: 100,", "threshold: 1000,")  # silver: 100 under v1, 1000 from May
-
-YEARLY = """\
-program: {name: Yearly, currency: USD, point_value: 0.01, timezone: UTC}
-members: {auto_create: true}
-points: {pending_days: 0, expiry: {policy: none}}
-growth: {daily_cap: null}
-tiers:
-  qualification: period
-  period: year
-  warn_days: 30
-  levels:
-    - {key: member, name: Member, threshold: 0}
-    - {key: silver, name: Silver, threshold: 1000, multiplier: 1.5}
-    - {key: gold, name: Gold, threshold: 5000, multiplier: 2}
-rules:
-  - {key: order, event: order.paid, points: "floor(event.amount)", growth: "floor(event.amount)"}
-"""
-
 
 def t(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
