@@ -25,7 +25,7 @@ idempotency_keys = sa.Table(
     "idempotency_keys", metadata,
     # scope is the member id for member writes (so the table shards by member), else a global scope name
     sa.Column("scope", sa.String(160), primary_key=True),
-    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(512), primary_key=True),  # a refund event's: its id (up to 255) and more
     sa.Column("operation", sa.String(64), nullable=False),
     sa.Column("request_hash", sa.String(64), nullable=False),
     sa.Column("status", sa.Integer, nullable=False),

@@ -243,7 +243,8 @@ def _registered(attrs: dict[str, Any]) -> None:
 
 
 def _verified(attrs: dict[str, Any]) -> None:
-    if attrs.get("kind") not in {v.value for v in Verification}:
+    kind = attrs.get("kind")
+    if not isinstance(kind, str) or kind not in {v.value for v in Verification}:
         raise ValidationFailed("attributes.kind: required, one of email, phone, real_name")
 
 

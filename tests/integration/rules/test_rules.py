@@ -82,6 +82,14 @@ def test_refund_errors_name_the_order(conn: Connection) -> None:
         ingest(conn, event("r2", "order.refunded", order_id="o1", amount=Decimal("60.32"), at="2026-01-02T11:00:00Z"))
 
 
+def test_a_refund_whose_id_is_as_long_as_an_id_may_be_is_taken(conn: Connection) -> None:
+    publish(conn)
+    ingest(conn, event("p" * 255, order_id="o1", amount=50))
+    refund = ingest(conn, event("r" * 255, "order.refunded", order_id="o1", amount=10, at="2026-01-02T10:00:00Z"))
+    assert refund["refund"]["points_back"] == 10
+    assert queries.points_view(conn, "m-1")["available"] == 40
+
+
 def test_a_refund_releases_the_limit_it_used(conn: Connection) -> None:
     publish(conn, SIMPLE_PROGRAM.replace('growth: "floor(event.amount)"}',
                                          'growth: "floor(event.amount)", limits: {points: {day: 100}}}'))
