@@ -21,7 +21,7 @@ from pointsmith.db import advisory_lock, is_postgres
 from pointsmith.program import service as programs
 from pointsmith.program.schema import Program, Qualification
 from pointsmith.tiers import service
-from pointsmith.tiers.policy import next_period, period_start
+from pointsmith.tiers.policy import next_period, period_start, segment_at
 from pointsmith.tiers.tables import member_tiers, tier_changes
 
 mt, tc = member_tiers.c, tier_changes.c
@@ -42,7 +42,8 @@ def step(conn: Connection, now: datetime, limit: int) -> int:
     due = _next_review(conn)
     warn_at = _next_warning(conn, program)
     if warn_at is not None and warn_at[0] <= now and (due is None or warn_at[0] <= due):
-        return _warn(conn, program, warn_at[1])
+        policy_start = segment_at(service.segments(programs.timeline(conn)), now).start
+        return _warn(conn, program, warn_at[1], policy_start)
     if due is None or due > now:
         return 0
     review_program = (programs.active_or_none(conn, due) or version).program
@@ -132,11 +133,13 @@ def _after(program: Program, boundary: datetime) -> datetime:
     return next_period(period_start(boundary, period, tz), period)
 
 
-def _warn(conn: Connection, program: Program, review: datetime) -> int:
-    """`warn_days` before a review: tell each member whom it would move down (a domain event)."""
+def _warn(conn: Connection, program: Program, review: datetime, policy_start: datetime | None) -> int:
+    """`warn_days` before a review (but not before the policy in force began): tell each member whom
+    it would move down (a domain event)."""
     earned, floor = _levels_sql(program)
     projected = _greatest(conn, earned, floor, sa.literal(0))
     at = _warning_time(program, review)
+    at = max(at, policy_start) if policy_start is not None else at
     levels = program.tiers.levels
     due = sa.and_(mt.next_review_at == review,
                   sa.or_(mt.warned_review_at.is_(None), mt.warned_review_at != mt.next_review_at))
@@ -170,7 +173,7 @@ def _restate(conn: Connection, now: datetime, limit: int) -> int:
     passed = [s.start for s in spans if s.start is not None and s.start <= now]
     stale = [sa.and_(mt.as_of >= s.start if s.start is not None else sa.true(),
                      mt.as_of < s.end if s.end is not None else sa.true(),
-                     mt.policy != service.policy_checksum(s.config, s.tz)) for s in spans]
+                     mt.policy != s.lineage) for s in spans]
     if passed:
         stale.append(mt.as_of < passed[-1])
     ids = list(conn.execute(sa.select(mt.member_id).where(sa.or_(*stale)).limit(limit)).scalars())

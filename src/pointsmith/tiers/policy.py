@@ -228,6 +228,7 @@ class Segment:
     end: datetime | None
     config: TiersConfig
     tz: ZoneInfo
+    lineage: str = ""  # a checksum of this policy and every one before it, with their starts
 
     def holds(self, t: datetime) -> bool:
         return (self.start is None or self.start <= t) and (self.end is None or t < self.end)
@@ -250,21 +251,25 @@ class Move:
 def moves(segments: Sequence[Segment], history: Sequence[Entry], until: datetime) -> list[Move]:
     """Every change of tier up to `until` across the spans of several policies: each span's own
     transitions, and at a span's start the change (if any) from the tier held to what the new policy
-    gives (only for a member with growth by then: one who came later starts under it)."""
+    gives (only for a member with growth by then: one who came later starts under it), with the new
+    policy's own reason where it has a change there (a review on the day a version takes effect),
+    else `program`."""
     out: list[Move] = []
     held = segments[0].config.levels[0].key
     for segment in segments:
         if segment.start is not None and segment.start > until:
             break
         config, tz = segment.config, segment.tz
+        stop = until if segment.end is None else min(until, segment.end)
+        own = [c for c in transitions(config, tz, history, stop) if segment.holds(c.at)]
         if segment.start is not None:
             key = config.levels[tier_at(config, tz, history, segment.start).level].key
             if key != held and any(t <= segment.start for t, _ in history):
-                out.append(Move(segment.start, held, key, "program"))
+                reason: Reason = next((c.reason for c in own if c.at == segment.start), "program")
+                out.append(Move(segment.start, held, key, reason))
             held = key
-        stop = until if segment.end is None else min(until, segment.end)
-        for change in transitions(config, tz, history, stop):
-            if segment.holds(change.at) and change.at != segment.start:  # (the start's own change is above)
+        for change in own:
+            if change.at != segment.start:  # (the start's own change is above)
                 held = config.levels[change.to_level].key
                 out.append(Move(change.at, config.levels[change.from_level].key, held, change.reason))
     return out

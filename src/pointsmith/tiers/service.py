@@ -77,66 +77,66 @@ def warning_row(levels: list[Level], member_id: str, review: datetime, at: datet
             "recorded_at": now, "delivered_at": None}
 
 
-def _passed_warnings(segments: list[Segment], member_id: str, history: list[tuple[datetime, int]],
+def _passed_warnings(spans: list[Segment], member_id: str, history: list[tuple[datetime, int]],
                      previous: dict[str, Any], as_of: datetime) -> list[dict[str, Any]]:
     """The downgrade warnings of the reviews this refresh carries a member past (those after the time
     its state stood at, up to `as_of`) that nobody sent (an import went on past them before the jobs
-    ran): each judged by the policy in force at its review, dated and judged as the warning job would
-    have sent it, on the growth by its time."""
+    ran), as the warning job would have sent them: for each review a policy schedules, judged by that
+    policy on the growth by the warning's time, if the policy is in force then (not before it began)."""
     if not history:
         return []
     first = min(t for t, _ in history)
-    after = clock.ensure_utc(previous["as_of"]) if previous else first
-    warned = clock.ensure_utc(previous["warned_review_at"]) if previous.get("warned_review_at") else None
+    after = max(first, clock.ensure_utc(previous["as_of"])) if previous else first
+    warned = [clock.ensure_utc(previous["warned_review_at"])] if previous.get("warned_review_at") else []
     rows, now = [], clock.now()
-    for segment in segments:
+    for segment in spans:
         config, tz = segment.config, segment.tz
         if config.qualification is not Qualification.period:
             continue
-        # the reviews of this policy's periods, from the member's first growth on, in (after, as_of]
-        start = max(t for t in (first, after, segment.start) if t is not None)
-        review = next_period(period_start(start, config.period, tz), config.period)
-        while review <= as_of and segment.holds(review):
-            if review > after and review != warned:
-                at = warning_time(config, tz, review)
+        review = next_period(period_start(after, config.period, tz), config.period)
+        while review <= as_of:
+            at = warning_time(config, tz, review)
+            at = max(at, segment.start) if segment.start is not None else at
+            # a review of this policy's (not one before it began), warned of while the policy is in force
+            ours = segment.start is None or review >= segment.start
+            if ours and segment.holds(at) and not any(same_review(review, w) for w in warned):
                 state = tier_at(config, tz, history, at)
                 projected = projected_level(config, state)
                 if projected < state.level:
                     rows.append(warning_row(config.levels, member_id, review, at, state.level, projected,
                                             state.qualifying, now))
+                    warned.append(review)
             review = next_period(review, config.period)
     return rows
 
 
-def policy_checksum(config: TiersConfig, tz: ZoneInfo) -> str:
-    """Which tier policy a stored state follows (a program version may leave tiers unchanged)."""
-    text = config.model_dump_json() + str(tz.key)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def same_review(a: datetime, b: datetime) -> bool:
+    """One review, though a new time zone moved it by some hours (a warning for it is not sent twice)."""
+    return abs(a - b) < timedelta(days=2)
 
 
-_segments: dict[tuple[tuple[int, str], ...], list[Segment]] = {}
+_segments: dict[tuple[tuple[int, str, datetime], ...], list[Segment]] = {}
 
 
 def segments(timeline: list[Version]) -> list[Segment]:
     """The spans of the timeline's tier policies: versions that leave the tiers (and the time zone) as
-    they were are one span with the version before them. Remembered per timeline."""
-    key = tuple((v.version, v.checksum) for v in timeline)
+    they were are one span with the version before them. Each span's `lineage` sums up it and every
+    span before it, so a state computed under another history of policies is known by it (a version
+    published later with an earlier effective time). Remembered per timeline."""
+    key = tuple((v.version, v.checksum, v.effective_at) for v in timeline)
     found = _segments.get(key)
     if found is None:
         found = []
         for version, end in programs.spans(timeline):
             config, tz = version.program.tiers, ZoneInfo(version.program.program.timezone)
             if found and (found[-1].config, found[-1].tz) == (config, tz):
-                found[-1] = Segment(found[-1].start, end, config, tz)
-            else:
-                found.append(Segment(version.effective_at if found else None, end, config, tz))
+                found[-1] = Segment(found[-1].start, end, config, tz, found[-1].lineage)
+                continue
+            start = version.effective_at if found else None
+            text = (found[-1].lineage if found else "") + f"|{start}|{config.model_dump_json()}|{tz.key}"
+            found.append(Segment(start, end, config, tz, hashlib.sha256(text.encode()).hexdigest()[:16]))
         _segments[key] = found
     return found
-
-
-def policy_starts(timeline: list[Version]) -> list[tuple[datetime, str]]:
-    """Where a new tier policy takes over, with its checksum."""
-    return [(s.start, policy_checksum(s.config, s.tz)) for s in segments(timeline) if s.start is not None]
 
 
 def refresh(conn: Connection, timeline: list[Version], member_ids: Iterable[str],
@@ -186,8 +186,8 @@ def refresh(conn: Connection, timeline: list[Version], member_ids: Iterable[str]
             "review_level": state.review_level, "qualifying": state.qualifying.quantize(Decimal("0.000001")),
             "lifetime": sum(g for t, g in history if t <= as_of),
             "since": changed[-1].at if changed else _last_kept(previous, start, earlier),
-            "next_review_at": ahead, "as_of": as_of, "policy": policy_checksum(config, tz),
-            **{f: previous.get(f) for f in STATE_FIELDS}})
+            "next_review_at": ahead, "as_of": as_of, "policy": segment.lineage,
+            **{f: previous.get(f) for f in STATE_FIELDS}, "warned_review_at": _warned(previous, ahead)})
         changes += [{"member_id": member_id, "effective_at": c.at, "from_tier": c.from_tier,
                      "to_tier": c.to_tier, "reason": c.reason} for c in changed]
     match, params = driver_in(conn, ids)
@@ -201,11 +201,27 @@ def refresh(conn: Connection, timeline: list[Version], member_ids: Iterable[str]
 
 def _window_misses_a_start(spans: list[Segment], stored: Mapping[str, dict[str, Any]],
                            since: Mapping[str, datetime]) -> list[str]:
-    """Members whose window of growth starts after a policy start their stored state stands before:
-    the change at that start needs the growth before the window."""
+    """Members whose window of growth does not hold all that changed: it starts after a policy start
+    their stored state stands before (the change at that start needs the growth before the window),
+    or their state was computed under another history of policies (a version published since with an
+    earlier effective time)."""
     starts = [s.start for s in spans if s.start is not None]
-    return [m for m, t in since.items() if m in stored
-            and any(clock.ensure_utc(stored[m]["as_of"]) < start < t for start in starts)]
+    out = []
+    for member_id, t in since.items():
+        if member_id in stored:
+            as_of = clock.ensure_utc(stored[member_id]["as_of"])
+            if stored[member_id]["policy"] != segment_at(spans, as_of).lineage or any(
+                    as_of < start < t for start in starts):
+                out.append(member_id)
+    return out
+
+
+def _warned(previous: dict[str, Any], ahead: datetime | None) -> datetime | None:
+    """The review a warning was sent for, carried to the next review when a new time zone moved it."""
+    warned = previous.get("warned_review_at")
+    if warned is not None and ahead is not None and same_review(clock.ensure_utc(warned), ahead):
+        return ahead
+    return warned
 
 
 def _since_at_or_after(previous: dict[str, Any], start: datetime) -> bool:
@@ -310,7 +326,7 @@ def set_override(conn: Connection, program: Program, member_id: str, tier: str, 
     if conn.execute(sa.select(mt.member_id).where(mt.member_id == member_id)).first() is None:
         conn.execute(member_tiers.insert().values(
             member_id=member_id, level=0, tier=program.tiers.levels[0].key, review_level=0, qualifying=0,
-            lifetime=0, as_of=when, policy=policy_checksum(program.tiers, ZoneInfo(program.program.timezone))))
+            lifetime=0, as_of=when, policy=segment_at(segments(programs.timeline(conn)), when).lineage))
     conn.execute(member_tiers.update().where(mt.member_id == member_id).values(
         override_tier=tier, override_from=when, override_until=until))
     conn.execute(tier_changes.insert().values(

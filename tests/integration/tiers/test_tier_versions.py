@@ -3,6 +3,7 @@ a member the new policy puts elsewhere moves at its effective time (`program`), 
 stands, whatever order the events arrive in and whether they are replayed, batched or sent one by one."""
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -149,3 +150,83 @@ def test_any_arrival_order_leaves_the_tier_history_the_policies_imply(conn: Conn
         stored = tiers.states(conn, [member_id]).get(member_id)
         if implied:
             assert stored is not None and stored["tier"] == implied[-1].to_tier, member_id
+
+
+def test_a_version_published_later_for_an_earlier_span_is_applied_where_it_was_in_force(conn: Connection) -> None:
+    publish(conn)
+    publish(conn, SIMPLE_PROGRAM.replace('points: "floor(event.amount)"', 'points: "floor(event.amount) * 2"'),
+            effective_at=t(2026, 8, 1))  # rules only: the tiers stay v1's
+    for raw in (event("n1", member="n", at="2026-03-02T10:00:00Z", order_id="n-o1", amount=150),
+                event("n2", member="n", at="2026-09-01T10:00:00Z", order_id="n-o2", amount=10)):
+        assert events.ingest_many(conn, [raw]).rejected == 0
+    catch_up(conn, t(2026, 9, 2))
+    publish(conn, RAISED, effective_at=t(2026, 5, 1))  # silver at 1000 from May until August
+    catch_up(conn, t(2026, 9, 3))
+    assert history_of(conn, "n") == [("2026-03-02T10:00:00Z", "member", "silver", "upgrade"),
+                                     ("2026-05-01T00:00:00Z", "silver", "member", "program"),
+                                     ("2026-08-01T00:00:00Z", "member", "silver", "program")]
+
+
+def test_an_import_after_a_version_for_an_earlier_span_recomputes_the_history_it_changed(conn: Connection) -> None:
+    publish(conn)
+    assert events.ingest_many(conn, LIFETIME_EVENTS[:2]).rejected == 0
+    publish(conn, RAISED, effective_at=t(2026, 5, 1))
+    later = [event("m3", member="m", at="2026-07-10T10:00:00Z", order_id="m-o3", amount=5),
+             event("x1", member="x", at="2026-07-10T11:00:00Z", order_id="x-o1", amount=5)]
+    assert events.ingest_many(conn, later).rejected == 0  # a batch: the windowed way, before any job ran
+    catch_up(conn, t(2026, 7, 11))
+    assert history_of(conn, "m") == LIFETIME_HISTORY["m"]
+
+
+@pytest.mark.parametrize("lived", [False, True])
+def test_a_version_taking_effect_on_a_review_day_records_the_review_and_its_warning(conn: Connection,
+                                                                                    lived: bool) -> None:
+    publish(conn, YEARLY)
+    publish(conn, YEARLY.replace("threshold: 5000,", "threshold: 6000,"), effective_at=t(2027, 1, 1))
+    assert events.ingest_many(conn, [event("w1", member="w", at="2025-03-01T10:00:00Z", order_id="w-o1",
+                                           amount=1200)]).rejected == 0
+    if lived:
+        catch_up(conn, t(2027, 3, 1))
+    assert events.ingest_many(conn, [event("w2", member="w", at="2027-03-01T10:00:00Z", order_id="w-o2",
+                                           amount=10)]).rejected == 0
+    catch_up(conn, t(2027, 3, 2))
+    assert history_of(conn, "w") == [("2025-03-01T10:00:00Z", "member", "silver", "upgrade"),
+                                     ("2027-01-01T00:00:00Z", "silver", "member", "review")]
+    warnings = [e for e in outbox.since(conn) if e["type"] == "tier.downgrade_warning"]
+    assert [(w["review_at"], w["occurred_at"]) for w in warnings] == [("2027-01-01T00:00:00Z", "2026-12-02T00:00:00Z")]
+
+
+def test_a_warning_is_judged_no_earlier_than_the_policy_that_holds_the_review(conn: Connection) -> None:
+    publish(conn)
+    quarterly = YEARLY.replace("period: year", "period: quarter")
+    publish(conn, quarterly, effective_at=t(2026, 9, 10))
+    raws = [event("q1", member="q", at="2026-06-01T10:00:00Z", order_id="q-o1", amount=1200),
+            event("q2", member="q", at="2026-08-20T10:00:00Z", order_id="q-o2", amount=900),
+            event("q3", member="q", at="2026-09-05T10:00:00Z", order_id="q-o3", amount=900),
+            event("q4", member="q", at="2026-11-01T10:00:00Z", order_id="q-o4", amount=10)]
+    assert events.ingest_many(conn, raws).rejected == 0
+    catch_up(conn, t(2026, 11, 2))
+    # the October review judges the third quarter's 1,800 under the quarterly policy: silver stays
+    assert [e for e in outbox.since(conn) if e["type"] == "tier.downgrade_warning"] == []
+    assert tiers.states(conn, ["q"])["q"]["tier"] == "silver"
+
+
+def test_the_spans_of_policies_are_remembered_by_their_effective_times_too(conn: Connection) -> None:
+    publish(conn)
+    publish(conn, RAISED, effective_at=t(2026, 5, 1))
+    timeline = programs.timeline(conn)
+    moved = [dataclasses.replace(v, effective_at=t(2026, 8, 1)) if v.version == 2 else v for v in timeline]
+    assert [s.start for s in tiers.segments(timeline)] == [None, t(2026, 5, 1)]
+    assert [s.start for s in tiers.segments(moved)] == [None, t(2026, 8, 1)]
+
+
+def test_a_new_time_zone_moves_a_review_without_warning_for_it_twice(conn: Connection) -> None:
+    publish(conn, YEARLY)
+    assert events.ingest_many(conn, [event("z1", member="z", at="2026-02-01T10:00:00Z", order_id="z-o1",
+                                           amount=1200)]).rejected == 0
+    catch_up(conn, t(2027, 12, 5))  # the warning for the review of 2028-01-01 is sent on 2027-12-02
+    publish(conn, YEARLY.replace("timezone: UTC", "timezone: Asia/Shanghai"), effective_at=t(2027, 12, 15))
+    catch_up(conn, t(2028, 1, 2))
+    warnings = [e for e in outbox.since(conn) if e["type"] == "tier.downgrade_warning"]
+    assert [(w["review_at"], w["occurred_at"]) for w in warnings] == [("2028-01-01T00:00:00Z", "2027-12-02T00:00:00Z")]
+    assert history_of(conn, "z")[-1] == ("2027-12-31T16:00:00Z", "silver", "member", "review")
