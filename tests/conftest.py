@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.engine import Connection, Engine
 
 from pointsmith.db import get_engine
+from pointsmith.program import service as programs
 from tests.databases import backends, create_database, drop_database
 
 
@@ -31,7 +32,10 @@ def engine(database_url: str) -> Engine:
 
 @pytest.fixture
 def conn(engine: Engine) -> Iterator[Connection]:
-    """A connection inside a transaction that is rolled back after the test."""
+    """A connection inside a transaction that is rolled back after the test. The program timelines a
+    process remembers are forgotten first: a rolled-back test may leave the same latest version as the
+    next one publishes over other versions (in production versions are never taken back)."""
+    programs.forget_timelines()
     with engine.connect() as connection:
         transaction = connection.begin()
         try:

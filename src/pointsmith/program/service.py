@@ -100,17 +100,19 @@ def in_force(versions_: list[Version], at: datetime) -> Version | None:
     return max(candidates, key=lambda v: (v.effective_at, v.version)) if candidates else None
 
 
-_timelines: dict[tuple[str, int, str], list[Version]] = {}
+_timelines: dict[tuple[str, int, str, str, str], list[Version]] = {}
 
 
 def timeline(conn: Connection) -> list[Version]:
     """Every version, read once per process and again only when a version is added (one cheap query)."""
     # asked on every write: straight to the driver
-    found = driver_execute(conn, "SELECT version, checksum FROM program_versions ORDER BY version DESC LIMIT 1")
+    # (the times too: a publish rolled back and its number taken again by the same document, later)
+    found = driver_execute(conn, "SELECT version, checksum, effective_at, published_at FROM program_versions"
+                                 " ORDER BY version DESC LIMIT 1")
     if not found:
         return []
     latest = found[0]
-    key = (str(conn.engine.url), int(latest[0]), str(latest[1]))
+    key = (str(conn.engine.url), int(latest[0]), str(latest[1]), str(latest[2]), str(latest[3]))
     with _cache_lock:
         cached = _timelines.get(key)
     if cached is None:
@@ -118,6 +120,11 @@ def timeline(conn: Connection) -> list[Version]:
         with _cache_lock:
             _timelines[key] = cached
     return cached
+
+
+def forget_timelines() -> None:
+    with _cache_lock:
+        _timelines.clear()
 
 
 def spans(timeline: list[Version]) -> list[tuple[Version, datetime | None]]:

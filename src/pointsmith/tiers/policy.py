@@ -265,7 +265,9 @@ def moves(segments: Sequence[Segment], history: Sequence[Entry], until: datetime
         if segment.start is not None:
             key = config.levels[tier_at(config, tz, history, segment.start).level].key
             if key != held and any(t <= segment.start for t, _ in history):
-                reason: Reason = next((c.reason for c in own if c.at == segment.start), "program")
+                reason: Reason = next((c.reason for c in own if c.at == segment.start
+                                       and (config.levels[c.from_level].key, config.levels[c.to_level].key)
+                                       == (held, key)), "program")
                 out.append(Move(segment.start, held, key, reason))
             held = key
         for change in own:

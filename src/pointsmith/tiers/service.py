@@ -60,10 +60,11 @@ WARNING = "tier.downgrade_warning"
 
 
 def warning_time(config: TiersConfig, tz: ZoneInfo, review: datetime) -> datetime:
-    """`warn_days` before a review, but not before the period the review judges began: a warning
+    """`warn_days` before a review, counted in the program's time zone (the same local hour, across a
+    change of daylight saving time), but not before the period the review judges began: a warning
     looks at that period's growth (with `warn_days` longer than the period, at its first moment)."""
     judged = period_start(review - timedelta(microseconds=1), config.period, tz)
-    return max(review - timedelta(days=config.warn_days), judged)
+    return max(review.astimezone(tz) - timedelta(days=config.warn_days), judged)
 
 
 def warning_row(levels: list[Level], member_id: str, review: datetime, at: datetime, level: int, projected: int,
@@ -77,42 +78,47 @@ def warning_row(levels: list[Level], member_id: str, review: datetime, at: datet
             "recorded_at": now, "delivered_at": None}
 
 
+Warned = list[tuple[datetime, TiersConfig | None]]  # reviews warned of, and under which policy
+
+
 def _passed_warnings(spans: list[Segment], member_id: str, history: list[tuple[datetime, int]],
-                     previous: dict[str, Any], as_of: datetime) -> list[dict[str, Any]]:
-    """The downgrade warnings of the reviews this refresh carries a member past (those after the time
-    its state stood at, up to `as_of`) that nobody sent (an import went on past them before the jobs
-    ran), as the warning job would have sent them: for each review a policy schedules, judged by that
-    policy on the growth by the warning's time, if the policy is in force then (not before it began)."""
-    if not history:
-        return []
-    first = min(t for t, _ in history)
+                     previous: dict[str, Any], as_of: datetime) -> tuple[list[dict[str, Any]], Warned]:
+    """The downgrade warnings that fell due while this refresh carries a member from the time its state
+    stood at to `as_of`, as the warning job would have sent them: for each review a policy schedules
+    (from its start on), judged by that policy on the growth by the warning's time, while the policy
+    is in force, dated no earlier than its start. Also every review warned of, the stored one first."""
+    first = min((t for t, _ in history), default=None)
+    if first is None:
+        return [], []
     after = max(first, clock.ensure_utc(previous["as_of"])) if previous else first
-    warned = [clock.ensure_utc(previous["warned_review_at"])] if previous.get("warned_review_at") else []
+    warned: Warned = []
+    if previous.get("warned_review_at"):
+        warned.append((clock.ensure_utc(previous["warned_review_at"]), segment_at(spans, after).config))
     rows, now = [], clock.now()
     for segment in spans:
         config, tz = segment.config, segment.tz
         if config.qualification is not Qualification.period:
             continue
         review = next_period(period_start(after, config.period, tz), config.period)
-        while review <= as_of:
-            at = warning_time(config, tz, review)
+        while (at := warning_time(config, tz, review)) <= as_of:
             at = max(at, segment.start) if segment.start is not None else at
-            # a review of this policy's (not one before it began), warned of while the policy is in force
             ours = segment.start is None or review >= segment.start
-            if ours and segment.holds(at) and not any(same_review(review, w) for w in warned):
-                state = tier_at(config, tz, history, at)
+            if ours and after < at <= as_of and segment.holds(at) and not _warned_of(review, config, warned):
+                # judged before the review itself (warn_days 0, or a policy that begins on its review day)
+                state = tier_at(config, tz, history, min(at, review - timedelta(microseconds=1)))
                 projected = projected_level(config, state)
                 if projected < state.level:
                     rows.append(warning_row(config.levels, member_id, review, at, state.level, projected,
                                             state.qualifying, now))
-                    warned.append(review)
+                    warned.append((review, config))
             review = next_period(review, config.period)
-    return rows
+    return rows, warned
 
 
-def same_review(a: datetime, b: datetime) -> bool:
-    """One review, though a new time zone moved it by some hours (a warning for it is not sent twice)."""
-    return abs(a - b) < timedelta(days=2)
+def _warned_of(review: datetime, config: TiersConfig, warned: Warned) -> bool:
+    """Whether a warning went out for this review: for this instant, or for the same review of the same
+    policy that a new time zone moved by some hours."""
+    return any(review == w or (config == c and abs(review - w) < timedelta(days=2)) for w, c in warned)
 
 
 _segments: dict[tuple[tuple[int, str, datetime], ...], list[Segment]] = {}
@@ -180,14 +186,15 @@ def refresh(conn: Connection, timeline: list[Version], member_ids: Iterable[str]
         if start is not None:
             changed = [c for c in changed if c.at >= start]
         ahead = next_review(config, tz, history, as_of) or next_decay_drop(config, history, as_of)
-        warnings += _passed_warnings(spans, member_id, history, previous, as_of)
+        passed, warned = _passed_warnings(spans, member_id, history, previous, as_of)
+        warnings += passed
         rows.append({
             "member_id": member_id, "level": state.level, "tier": config.levels[state.level].key,
             "review_level": state.review_level, "qualifying": state.qualifying.quantize(Decimal("0.000001")),
             "lifetime": sum(g for t, g in history if t <= as_of),
             "since": changed[-1].at if changed else _last_kept(previous, start, earlier),
             "next_review_at": ahead, "as_of": as_of, "policy": segment.lineage,
-            **{f: previous.get(f) for f in STATE_FIELDS}, "warned_review_at": _warned(previous, ahead)})
+            **{f: previous.get(f) for f in STATE_FIELDS}, "warned_review_at": _warned(previous, ahead, config, warned)})
         changes += [{"member_id": member_id, "effective_at": c.at, "from_tier": c.from_tier,
                      "to_tier": c.to_tier, "reason": c.reason} for c in changed]
     match, params = driver_in(conn, ids)
@@ -216,12 +223,14 @@ def _window_misses_a_start(spans: list[Segment], stored: Mapping[str, dict[str, 
     return out
 
 
-def _warned(previous: dict[str, Any], ahead: datetime | None) -> datetime | None:
-    """The review a warning was sent for, carried to the next review when a new time zone moved it."""
-    warned = previous.get("warned_review_at")
-    if warned is not None and ahead is not None and same_review(clock.ensure_utc(warned), ahead):
+def _warned(previous: dict[str, Any], ahead: datetime | None, config: TiersConfig, warned: Warned
+            ) -> datetime | None:
+    """The review the stored state marks as warned of: the next one, if a warning for it went out (in
+    this refresh, or before a new time zone moved it), else what was stored."""
+    if ahead is not None and _warned_of(ahead, config, warned):
         return ahead
-    return warned
+    stored: datetime | None = previous.get("warned_review_at")
+    return stored
 
 
 def _since_at_or_after(previous: dict[str, Any], start: datetime) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -230,3 +230,92 @@ def test_a_new_time_zone_moves_a_review_without_warning_for_it_twice(conn: Conne
     warnings = [e for e in outbox.since(conn) if e["type"] == "tier.downgrade_warning"]
     assert [(w["review_at"], w["occurred_at"]) for w in warnings] == [("2028-01-01T00:00:00Z", "2027-12-02T00:00:00Z")]
     assert history_of(conn, "z")[-1] == ("2027-12-31T16:00:00Z", "silver", "member", "review")
+
+
+LIFETIME_YEARLY_LEVELS = YEARLY.replace("qualification: period\n  period: year\n  warn_days: 30",
+                                        "qualification: lifetime")
+
+
+def _warnings(conn: Connection) -> list[tuple[str, str, str, str]]:
+    return [(w["review_at"], w["occurred_at"], w["tier"], w["projected_tier"])
+            for w in outbox.since(conn) if w["type"] == "tier.downgrade_warning"]
+
+
+def _run(conn: Connection, raws: list[dict[str, Any]], stops: list[datetime], until: datetime) -> None:
+    """The events in time order, the jobs run at each of `stops` on the way and at `until`."""
+    pending = sorted(raws, key=lambda r: r["occurred_at"])
+    for stop in [*stops, until]:
+        due = [r for r in pending if clock.parse_time(r["occurred_at"]) <= stop]
+        for raw in due:
+            assert events.ingest_many(conn, [raw]).rejected == 0
+        pending = pending[len(due):]
+        catch_up(conn, stop)
+
+
+WAYS = {"imported": [], "jobs now and then": "sparse", "jobs daily": "daily"}
+
+
+def _stops(way: str, start: datetime, until: datetime) -> list[datetime]:
+    if way == "imported":
+        return []
+    step = timedelta(days=1 if way == "jobs daily" else 45)
+    return [start + step * i for i in range(1, (until - start) // step + 1)]
+
+
+@pytest.mark.parametrize("way", list(WAYS))
+@pytest.mark.parametrize(("versions", "raws", "until", "expected"), [
+    pytest.param(  # a period policy that begins on its first review day: that review judges 2026 under it
+        [(LIFETIME_YEARLY_LEVELS, None), (YEARLY, t(2027, 1, 1))],
+        [event("a1", member="a", at="2026-03-01T10:00:00Z", order_id="a-1", amount=1200),
+         event("a2", member="a", at="2027-01-10T10:00:00Z", order_id="a-2", amount=1)],
+        t(2027, 1, 20), [], id="policy starting on a review"),
+    pytest.param(  # a yearly UTC policy, then monthly in Shanghai: two reviews, each warned of
+        [(YEARLY, None), (YEARLY.replace("period: year", "period: month").replace("UTC", "Asia/Shanghai"),
+                          t(2026, 12, 15))],
+        [event("b1", member="b", at="2025-05-01T10:00:00Z", order_id="b-1", amount=6000),
+         event("b2", member="b", at="2026-11-10T10:00:00Z", order_id="b-2", amount=1200),
+         event("b3", member="b", at="2027-01-10T10:00:00Z", order_id="b-3", amount=1)],
+        t(2027, 1, 20), [("2027-01-01T00:00:00Z", "2026-12-02T00:00:00Z", "gold", "silver"),
+                         ("2026-12-31T16:00:00Z", "2026-12-15T00:00:00Z", "silver", "member")],
+        id="period and time zone changed"),
+    pytest.param(  # quarterly, then lifetime from 15 March: the warning due on 2 March went out then
+        [(YEARLY.replace("period: year", "period: quarter"), None), (LIFETIME_YEARLY_LEVELS, t(2027, 3, 15))],
+        [event("c1", member="c", at="2026-11-01T10:00:00Z", order_id="c-1", amount=1200),
+         event("c2", member="c", at="2027-04-10T10:00:00Z", order_id="c-2", amount=1)],
+        t(2027, 4, 20), [("2027-04-01T00:00:00Z", "2027-03-02T00:00:00Z", "silver", "member")],
+        id="warning due before a policy without reviews"),
+    pytest.param(  # monthly in Los Angeles: 30 days before 1 April is 2 March at local midnight (PST)
+        [(YEARLY.replace("period: year", "period: month").replace("UTC", "America/Los_Angeles"), None)],
+        [event("d1", member="d", at="2026-02-10T10:00:00Z", order_id="d-1", amount=1200),
+         event("d2", member="d", at="2026-04-10T10:00:00Z", order_id="d-2", amount=1)],
+        t(2026, 4, 20), [("2026-04-01T07:00:00Z", "2026-03-02T08:00:00Z", "silver", "member")],
+        id="warning across daylight saving time"),
+    pytest.param(  # warn_days 0: at the review, judged on the period it closes
+        [(YEARLY.replace("period: year\n  warn_days: 30", "period: month\n  warn_days: 0"), None)],
+        [event("e1", member="e", at="2026-03-10T10:00:00Z", order_id="e-1", amount=1200),
+         event("e2", member="e", at="2026-05-10T10:00:00Z", order_id="e-2", amount=1)],
+        t(2026, 5, 20), [("2026-05-01T00:00:00Z", "2026-05-01T00:00:00Z", "silver", "member")],
+        id="warning on the review day"),
+])
+def test_downgrade_warnings_are_the_same_however_time_passes(
+        conn: Connection, way: str, versions: list[tuple[str, datetime | None]], raws: list[dict[str, Any]],
+        until: datetime, expected: list[tuple[str, str, str, str]]) -> None:
+    for source, effective in versions:
+        publish(conn, source, **({"effective_at": effective} if effective else {}))
+    _run(conn, raws, _stops(way, clock.parse_time(raws[0]["occurred_at"]), until), until)
+    assert sorted(_warnings(conn)) == sorted(expected)
+
+
+def test_a_new_policy_that_moves_a_member_at_its_start_records_its_own_reason_only_for_that_move(
+        conn: Connection) -> None:
+    # lifetime with silver at 8000: 7,200 in all is no tier; the yearly policy (as if it had always
+    # applied) had the member gold for 2025's 6,000 and its review of 2026's 1,200 gives silver: the
+    # member goes from no tier to silver at its start, which is no review of theirs
+    publish(conn, LIFETIME_YEARLY_LEVELS.replace("threshold: 1000,", "threshold: 8000,").replace(
+        "threshold: 5000,", "threshold: 9000,"))
+    publish(conn, YEARLY, effective_at=t(2027, 1, 1))
+    raws = [event("f1", member="f", at="2025-03-01T10:00:00Z", order_id="f-1", amount=6000),
+            event("f2", member="f", at="2026-03-01T10:00:00Z", order_id="f-2", amount=1200)]
+    assert events.ingest_many(conn, raws).rejected == 0
+    catch_up(conn, t(2027, 1, 2))
+    assert history_of(conn, "f") == [("2027-01-01T00:00:00Z", "member", "silver", "program")]
