@@ -78,7 +78,7 @@ def warning_row(levels: list[Level], member_id: str, review: datetime, at: datet
             "recorded_at": now, "delivered_at": None}
 
 
-Warned = list[tuple[datetime, TiersConfig | None]]  # reviews warned of, and under which policy
+Warned = list[tuple[datetime, TiersConfig | None]]  # reviews looked at for a warning, and under which policy
 
 
 def _passed_warnings(spans: list[Segment], member_id: str, history: list[tuple[datetime, int]],
@@ -86,7 +86,8 @@ def _passed_warnings(spans: list[Segment], member_id: str, history: list[tuple[d
     """The downgrade warnings that fell due while this refresh carries a member from the time its state
     stood at to `as_of`, as the warning job would have sent them: for each review a policy schedules
     (from its start on), judged by that policy on the growth by the warning's time, while the policy
-    is in force, dated no earlier than its start. Also every review warned of, the stored one first."""
+    is in force, dated no earlier than its start. Also every review looked at (warned of or not: a
+    later growth or refund does not make the job judge it again), the stored one first."""
     first = min((t for t, _ in history), default=None)
     if first is None:
         return [], []
@@ -110,13 +111,13 @@ def _passed_warnings(spans: list[Segment], member_id: str, history: list[tuple[d
                 if projected < state.level:
                     rows.append(warning_row(config.levels, member_id, review, at, state.level, projected,
                                             state.qualifying, now))
-                    warned.append((review, config))
+                warned.append((review, config))  # looked at, as the job marks every member due
             review = next_period(review, config.period)
     return rows, warned
 
 
 def _warned_of(review: datetime, config: TiersConfig, warned: Warned) -> bool:
-    """Whether a warning went out for this review: for this instant, or for the same review of the same
+    """Whether this review was looked at for a warning: at this instant, or the same review of the same
     policy that a new time zone moved by some hours."""
     return any(review == w or (config == c and abs(review - w) < timedelta(days=2)) for w, c in warned)
 
@@ -225,8 +226,8 @@ def _window_misses_a_start(spans: list[Segment], stored: Mapping[str, dict[str, 
 
 def _warned(previous: dict[str, Any], ahead: datetime | None, config: TiersConfig, warned: Warned
             ) -> datetime | None:
-    """The review the stored state marks as warned of: the next one, if a warning for it went out (in
-    this refresh, or before a new time zone moved it), else what was stored."""
+    """The review the stored state marks as looked at for a warning: the next one, if it was (in this
+    refresh, or before a new time zone moved it), else what was stored."""
     if ahead is not None and _warned_of(ahead, config, warned):
         return ahead
     stored: datetime | None = previous.get("warned_review_at")

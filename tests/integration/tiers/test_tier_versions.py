@@ -296,6 +296,12 @@ def _stops(way: str, start: datetime, until: datetime) -> list[datetime]:
          event("e2", member="e", at="2026-05-10T10:00:00Z", order_id="e-2", amount=1)],
         t(2026, 5, 20), [("2026-05-01T00:00:00Z", "2026-05-01T00:00:00Z", "silver", "member")],
         id="warning on the review day"),
+    pytest.param(  # looked at on 2 December (2026's 1,200 keeps silver): a refund after it warns of nothing
+        [(YEARLY, None)],
+        [event("g0", member="g", at="2025-03-01T10:00:00Z", order_id="g-0", amount=1200),
+         event("g1", member="g", at="2026-11-01T10:00:00Z", order_id="g-1", amount=1200),
+         event("g2", "order.refunded", member="g", at="2026-12-10T10:00:00Z", order_id="g-1", amount=1200)],
+        t(2026, 12, 20), [], id="refund after the warning time"),
 ])
 def test_downgrade_warnings_are_the_same_however_time_passes(
         conn: Connection, way: str, versions: list[tuple[str, datetime | None]], raws: list[dict[str, Any]],
