@@ -302,6 +302,12 @@ def _stops(way: str, start: datetime, until: datetime) -> list[datetime]:
          event("g1", member="g", at="2026-11-01T10:00:00Z", order_id="g-1", amount=1200),
          event("g2", "order.refunded", member="g", at="2026-12-10T10:00:00Z", order_id="g-1", amount=1200)],
         t(2026, 12, 20), [], id="refund after the warning time"),
+    pytest.param(  # looked at on 2 December under v1 (1,200 keeps silver); v2 from 20 December asks 2,000
+        [(YEARLY, None), (YEARLY.replace("threshold: 1000,", "threshold: 2000,"), t(2026, 12, 20))],
+        [event("h0", member="h", at="2025-03-01T10:00:00Z", order_id="h-0", amount=2500),
+         event("h1", member="h", at="2026-03-01T10:00:00Z", order_id="h-1", amount=1200),
+         event("h2", member="h", at="2027-01-10T10:00:00Z", order_id="h-2", amount=1)],
+        t(2027, 1, 20), [], id="review looked at before a new policy"),
 ])
 def test_downgrade_warnings_are_the_same_however_time_passes(
         conn: Connection, way: str, versions: list[tuple[str, datetime | None]], raws: list[dict[str, Any]],
