@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictInt, model_validator
 
 from pointsmith import clock
 
@@ -46,4 +46,3 @@ class Body(BaseModel):
 
 Time = Annotated[datetime, AfterValidator(clock.within_dates)]
 WholeNumber = StrictInt
-Id = Annotated[int, Field(ge=0, le=MAX_ID)]

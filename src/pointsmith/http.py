@@ -83,7 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if scope is not None:
             try:
                 authorize(request.app.state.engine, request.headers.get("authorization"), scope)
-            except DomainError as e:
+            except Exception as e:  # a refused key, or the database unavailable: their own answer
                 return error_answer(e, request.method, request.url.path)
         errors = [{"path": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "message": e["msg"]}
                   for e in exc.errors()]
