@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -30,8 +30,6 @@ MAX_ATTRIBUTES_BYTES = 65_536
 MAX_DEPTH = 32  # of objects and arrays within attributes
 MAX_MAGNITUDE = 30  # digits before the point of a number in attributes
 _TOO_LARGE = 10**MAX_MAGNITUDE
-EARLIEST = clock.EARLIEST  # when the first program version takes effect
-LATEST = clock.LATEST
 MAX_AMOUNT = Decimal("1e13")
 MAX_DIGITS = 15  # what a float (and so any JSON consumer, and SQLite's REAL) holds exactly
 MAX_DECIMALS = 6  # what an order's amount keeps (db.Amount)
@@ -133,12 +131,10 @@ def _time(value: Any) -> datetime:
     if t.tzinfo is None:
         raise ValidationFailed(f"occurred_at: {value!r} has no offset (add Z or +08:00)")
     try:
-        utc: datetime | None = t.astimezone(UTC)
-    except OverflowError:  # an offset that takes it past year 1 or 9999
-        utc = None
-    if utc is None or not EARLIEST <= utc < LATEST:
-        raise ValidationFailed(f"occurred_at: {value!r} is outside {EARLIEST.year} to {LATEST.year - 1} (UTC)")
-    return utc
+        return clock.within_dates(t)
+    except clock.OutOfRange:
+        raise ValidationFailed(f"occurred_at: {value!r} is outside {clock.EARLIEST.year} to "
+                               f"{clock.LATEST.year - 1} (UTC)") from None
 
 
 class _Refused(Exception):

@@ -8,7 +8,9 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-BEGINNING = datetime(1900, 1, 1, tzinfo=UTC)
+from pointsmith import clock
+
+BEGINNING = clock.EARLIEST
 
 
 def period_bounds(period: str, t: datetime, tz: ZoneInfo) -> tuple[datetime, datetime | None]:

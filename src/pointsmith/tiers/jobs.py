@@ -32,26 +32,27 @@ EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 def step(conn: Connection, now: datetime, limit: int) -> int:
     """Do the earliest due tier work up to `now` (one kind, one boundary); return how much was done."""
     advisory_lock(conn, "tiers.jobs")
-    version = programs.active_or_none(conn, now)
+    timeline = programs.timeline(conn)  # read once for the whole step
+    version = programs.in_force(timeline, now)
     if version is None:
         return 0
     program = version.program
-    done = _restate(conn, now, limit) or _end_overrides(conn, program, now)
+    done = _restate(conn, timeline, now, limit) or _end_overrides(conn, program, now)
     if done:
         return done
     due = _next_review(conn)
     warn_at = _next_warning(conn, program)
     if warn_at is not None and warn_at[0] <= now and (due is None or warn_at[0] <= due):
-        policy_start = segment_at(service.segments(programs.timeline(conn)), now).start
+        policy_start = segment_at(service.segments(timeline), now).start
         return _warn(conn, program, warn_at[1], policy_start)
     if due is None or due > now:
         return 0
-    review_program = (programs.active_or_none(conn, due) or version).program
+    review_program = (programs.in_force(timeline, due) or version).program
     if review_program.tiers.qualification is Qualification.period:
         return _review(conn, review_program, due)
     ids = list(conn.execute(sa.select(mt.member_id).where(mt.next_review_at <= now)
                             .order_by(mt.next_review_at, mt.member_id).limit(limit)).scalars())
-    service.refresh(conn, programs.timeline(conn), ids, now)  # decay: each member's falls, dated when due
+    service.refresh(conn, timeline, ids, now)  # decay: each member's falls, dated when due
     return len(ids)
 
 
@@ -163,12 +164,11 @@ def _end_overrides(conn: Connection, program: Program, now: datetime) -> int:
     return int(result.rowcount)
 
 
-def _restate(conn: Connection, now: datetime, limit: int) -> int:
+def _restate(conn: Connection, timeline: list[programs.Version], now: datetime, limit: int) -> int:
     """Members a new tier policy (a program version) has not reached: those whose state stands before
     the latest policy to take over by `now` are brought up to its start; those whose state follows
     another policy than the one in force at their state's time (a version published with an earlier
     effective time) are recomputed where they stand. What came before a policy's start stands."""
-    timeline = programs.timeline(conn)
     spans = service.segments(timeline)
     passed = [s.start for s in spans if s.start is not None and s.start <= now]
     stale = [sa.and_(mt.as_of >= s.start if s.start is not None else sa.true(),

@@ -53,7 +53,7 @@ from pointsmith.tiers.tables import member_tiers, tier_changes
 
 mt, tc = member_tiers.c, tier_changes.c
 # kept as they are when a member is recomputed
-STATE_FIELDS = ("warned_review_at", "override_tier", "override_from", "override_until")
+STATE_FIELDS = ("override_tier", "override_from", "override_until")
 
 
 WARNING = "tier.downgrade_warning"
@@ -195,7 +195,7 @@ def refresh(conn: Connection, timeline: list[Version], member_ids: Iterable[str]
             "lifetime": sum(g for t, g in history if t <= as_of),
             "since": changed[-1].at if changed else _last_kept(previous, start, earlier),
             "next_review_at": ahead, "as_of": as_of, "policy": segment.lineage,
-            **{f: previous.get(f) for f in STATE_FIELDS}, "warned_review_at": _warned(previous, ahead, config, warned)})
+            "warned_review_at": _warned(previous, ahead, config, warned), **{f: previous.get(f) for f in STATE_FIELDS}})
         changes += [{"member_id": member_id, "effective_at": c.at, "from_tier": c.from_tier,
                      "to_tier": c.to_tier, "reason": c.reason} for c in changed]
     match, params = driver_in(conn, ids)
